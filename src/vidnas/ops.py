@@ -1,0 +1,102 @@
+"""The building blocks of every vidnas network (DESIGN section 2).
+
+All convolutions factorise space and time as R(2+1)D does: a (1,3,3) spatial
+conv and a (3,1,1) temporal conv. The stack-layer op ``dil<d>`` dilates the
+temporal conv by d, so a layer sees 2d+1 frames without dropping frames.
+Convs have no bias because BatchNorm follows each one; :mod:`vidnas.cost`
+counts exactly these layers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vidnas.space import op_dilation
+
+
+def spatial_conv(c_in: int, c_out: int, stride: int = 1) -> nn.Conv3d:
+    return nn.Conv3d(
+        c_in, c_out, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False
+    )
+
+
+def temporal_conv(c_in: int, c_out: int, dilation: int = 1) -> nn.Conv3d:
+    return nn.Conv3d(
+        c_in, c_out, (3, 1, 1), padding=(dilation, 0, 0), dilation=(dilation, 1, 1), bias=False
+    )
+
+
+class Stem(nn.Sequential):
+    """Conv (1,3,3) 3 -> width with spatial stride, BN, ReLU."""
+
+    def __init__(self, width: int, stride: int = 2, in_channels: int = 3) -> None:
+        super().__init__(
+            spatial_conv(in_channels, width, stride), nn.BatchNorm3d(width), nn.ReLU(inplace=True)
+        )
+
+
+class Head(nn.Sequential):
+    """Changes the width and downsamples: spatial conv (stride s), BN, ReLU,
+    temporal conv (d = 1), BN, ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__(
+            spatial_conv(c_in, c_out, stride),
+            nn.BatchNorm3d(c_out),
+            nn.ReLU(inplace=True),
+            temporal_conv(c_out, c_out, 1),
+            nn.BatchNorm3d(c_out),
+            nn.ReLU(inplace=True),
+        )
+
+
+class DilatedBlock(nn.Module):
+    """The basic operation: ``y = ReLU(x + BN(Conv_t,d(ReLU(BN(Conv_s(x))))))``.
+
+    With dilation 1 this is the R(2+1)D residual block (without its mid-width
+    expansion, as DESIGN fixes it: C -> C throughout).
+    """
+
+    def __init__(self, width: int, dilation: int) -> None:
+        super().__init__()
+        self.dilation = dilation
+        self.conv_s = spatial_conv(width, width)
+        self.bn_s = nn.BatchNorm3d(width)
+        self.conv_t = temporal_conv(width, width, dilation)
+        self.bn_t = nn.BatchNorm3d(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn_s(self.conv_s(x)))
+        return torch.relu(x + self.bn_t(self.conv_t(y)))
+
+
+class Classifier(nn.Module):
+    """Global average pool over T x H x W, dropout, linear."""
+
+    def __init__(self, width: int, num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(x.mean(dim=(2, 3, 4))))
+
+
+def make_op(name: str, width: int) -> nn.Module:
+    """A stack-layer op by name: ``dil<d>`` or ``skip`` (identity)."""
+    d = op_dilation(name)
+    return nn.Identity() if d is None else DilatedBlock(width, d)
+
+
+def init_weights(module: nn.Module) -> None:
+    """He initialisation for convs, unit BN, small linear: the torchvision video ResNet recipe."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm3d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from vidnas.config import ConfigError, dump_config, load_config
+
+
+def test_defaults_are_the_paper():
+    cfg = load_config("paper")
+    assert cfg.input == (3, 16, 224, 224)
+    assert cfg.search.epochs == 70 and cfg.search.warmup_epochs == 10
+    assert cfg.search.w_lr == 0.02 and cfg.search.w_lr_min == 1e-4
+    assert cfg.search.arch_betas == (0.5, 0.999) and cfg.search.arch_weight_decay == 1e-3
+    assert cfg.train.epochs == 150 and cfg.train.lr == 0.1 and cfg.train.dropout == 0.5
+    assert cfg.data.search_split == (0.6, 0.2, 0.2)
+    assert cfg.data.train_resize == (256, 342)
+    assert cfg.test.clips * cfg.test.crops == 30
+
+
+@pytest.mark.parametrize("preset", ["paper", "cpu-small", "tiny"])
+def test_presets_load_and_round_trip(preset, tmp_path):
+    cfg = load_config(preset)
+    path = tmp_path / "resolved.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_config(path) == cfg
+
+
+def test_overrides_are_typed():
+    cfg = load_config(
+        "tiny",
+        [
+            "search.epochs=5",
+            "data.root=/x",
+            "search.w_lr=1e-3",
+            "input=3x4x32x32",
+            "space.stages.2.max_layers=3",
+            "search.budget_gmacs=null",
+            "search.channels=false",
+        ],
+    )
+    assert cfg.search.epochs == 5
+    assert cfg.data.root == "/x"
+    assert cfg.search.w_lr == pytest.approx(1e-3)
+    assert cfg.input == (3, 4, 32, 32)
+    assert cfg.space.stages[2].max_layers == 3
+    assert cfg.search.channels is False
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("search.epoch=5", "unknown key 'search.epoch'; did you mean 'epochs'"),
+        ("search.epochs=many", "search.epochs: expected an integer, got 'many'"),
+        ("search.channels=3", "search.channels: expected a boolean"),
+        ("runtime.precision=fp8", "runtime.precision: expected one of 'fp32', 'bf16', 'fp16'"),
+        ("input=3x16x224", "input: expected a list of 4 ints"),
+        ("nosuch.key=1", "unknown key 'nosuch'"),
+        ("space.stages.9.widths=[1]", "'space.stages.9': expected a list index below 6"),
+        ("search.epochs", "must look like key=value"),
+        ("data.search_split=[0.5,0.2,0.2]", "data.search_split: fractions must sum to 1"),
+        ("search.warmup_epochs=99", "search.warmup_epochs: must be in [0, search.epochs]"),
+        ("space.stages.1.widths=[]", "space.stages.1.widths: the candidate list is empty"),
+        ("space.stages.1.max_layers=-1", "space.stages.1.max_layers: must be >= 0"),
+        ("space.ops=[dil1,conv5]", "space.ops.1: unknown op 'conv5'"),
+        ("space.width_multiplier=0.01", "space.stem_width: width 32 x multiplier 0.01 rounds to 0"),
+        ("input=3x16x16x16", "input: 16x16 frames are too small for this space"),
+    ],
+)
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny", [override])
+    assert message in str(err.value)
+
+
+def test_yaml_file_with_base_and_errors(tmp_path):
+    good = tmp_path / "mine.yaml"
+    good.write_text(yaml.safe_dump({"base": "tiny", "search": {"epochs": 7}}))
+    cfg = load_config(good)
+    assert cfg.search.epochs == 7 and cfg.input == load_config("tiny").input
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("search:\n  batchsize: 4\n")
+    with pytest.raises(ConfigError, match="unknown key 'search.batchsize'"):
+        load_config(bad)
+
+    with pytest.raises(ConfigError, match="neither a preset"):
+        load_config(tmp_path / "missing.yaml")
+
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(f"base: {loop}\n")
+    with pytest.raises(ConfigError, match="chain loops"):
+        load_config(loop)
+
+    notmap = tmp_path / "list.yaml"
+    notmap.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(notmap)
