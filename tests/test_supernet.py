@@ -243,3 +243,23 @@ def test_supernet_forward_and_parameter_split():
     assert n_arch == (2 * 0 + 3 * 2 + 2 * 1) * 3 + (1 * 2 + 2 * 3 + 3 * 2)
     n_all = sum(p.numel() for p in sn.parameters())
     assert sum(p.numel() for p in sn.weight_parameters()) == n_all - n_arch
+
+
+def test_sampled_architectures_are_uniform_and_consistent():
+    from vidnas.derive import sample_derivation
+
+    space = small_space()
+    gen = torch.Generator().manual_seed(0)
+    widths, ops = [], []
+    for _ in range(3000):
+        d = sample_derivation(space, INPUT, CLASSES, gen)
+        assert [st.widths[j] for st, j in zip(space.stages, d.path)] == [
+            st.width for st in d.spec.stages
+        ]
+        widths.append(d.spec.stages[1].width)
+        ops.append(len(d.spec.stages[1].ops))
+    # Stage 2 has 3 widths; 2 layers of 3 ops (one is skip): 0, 1, 2 kept with 1/9, 4/9, 4/9.
+    for w in (6, 8, 10):
+        assert widths.count(w) / 3000 == pytest.approx(1 / 3, abs=0.03)
+    for k, p in ((0, 1 / 9), (1, 4 / 9), (2, 4 / 9)):
+        assert ops.count(k) / 3000 == pytest.approx(p, abs=0.03)

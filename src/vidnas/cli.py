@@ -8,14 +8,16 @@ fix (bad config, spec, checkpoint or data) print one clear line and exit 2.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
 from vidnas.checkpoint import CheckpointError
 from vidnas.config import ConfigError, load_config
+from vidnas.engine import NonFiniteLoss
 from vidnas.spec import SpecError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, SpecError, CheckpointError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, SpecError, CheckpointError, NonFiniteLoss)
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
@@ -100,6 +102,302 @@ def _flops(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# --------------------------------------------------------------------------- search
+
+
+def _add_run_args(p: argparse.ArgumentParser, kind: str) -> None:
+    p.add_argument(
+        "--out",
+        "-o",
+        default=None,
+        metavar="RUN_DIR",
+        help=f"run directory (default: runs/{kind}-TIMESTAMP)",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its last checkpoint",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _check_resume(args: argparse.Namespace) -> None:
+    if args.resume and (args.config or args.overrides or args.out):
+        raise ConfigError(
+            "--resume continues a run with the config saved in its directory; "
+            "it takes no --config, --out or overrides"
+        )
+
+
+@command
+def _search(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="search an architecture; writes RUN_DIR/arch.json")
+    _add_config_args(p)
+    _add_run_args(p, "search")
+
+    def run(args: argparse.Namespace) -> int:
+        from vidnas.search import run_search
+
+        _check_resume(args)
+        cfg = None if args.resume else load_config(args.config, args.overrides)
+        res = run_search(cfg, out=args.out, resume=args.resume, progress=not args.no_progress)
+        s = res.summary
+        print(f"\nrun directory: {res.run_dir}")
+        print(
+            f"architecture:  {res.run_dir / 'arch.json'}  ({s['gmacs']:.4f} GMACs, "
+            f"{s['params'] / 1e6:.3f} M parameters)"
+        )
+        print(
+            f"derived network with inherited weights: top-1 {s['derived_inference_acc']:.3f} "
+            f"on the inference split (chance {s['chance']:.3f})"
+        )
+        print(f"report:        {res.run_dir / 'report.md'}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+# --------------------------------------------------------------------------- train / test
+
+
+@command
+def _train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="retrain an architecture (built-in name or arch.json)")
+    p.add_argument("arch", nargs="?", metavar="ARCH", help="built-in name or path to arch.json")
+    p.add_argument(
+        "--init-from",
+        metavar="SEARCH_RUN",
+        default=None,
+        help="start from the supernet weights of the path SEARCH_RUN derives",
+    )
+    _add_config_args(p)
+    _add_run_args(p, "train")
+
+    def run(args: argparse.Namespace) -> int:
+        from vidnas.train import run_train
+
+        _check_resume(args)
+        if args.resume and (args.arch or args.init_from):
+            raise ConfigError("--resume takes no ARCH or --init-from: the run directory has them")
+        if not args.resume and not args.arch:
+            raise ConfigError("train needs ARCH (a built-in name or an arch.json) or --resume")
+        cfg = None if args.resume else load_config(args.config, args.overrides)
+        res = run_train(
+            args.arch,
+            cfg,
+            out=args.out,
+            resume=args.resume,
+            init_from=args.init_from,
+            progress=not args.no_progress,
+        )
+        s = res.summary
+        print(f"\nrun directory:   {res.run_dir}")
+        print(
+            f"best checkpoint: {res.best}  (val top-1 {s['best_val_acc']:.3f} at epoch "
+            f"{s['best_epoch']}, {s['val_source']})"
+        )
+        print(f"last checkpoint: {res.last}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _ckpt_split(text: str) -> tuple[str, int | None]:
+    path, sep, split = text.rpartition(":")
+    if sep and split.isdigit():
+        return path, int(split)
+    return text, None
+
+
+@command
+def _test(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "test", help="multi-view test of trained checkpoints (top-1/top-5, GMACs x views)"
+    )
+    p.add_argument(
+        "ckpts",
+        nargs="+",
+        metavar="CKPT[:SPLIT]",
+        help="checkpoint(s); ':N' tests on UCF101 split N (several: their mean)",
+    )
+    p.add_argument("--views", default=None, help="CLIPSxCROPS (default: the config's, 10x3)")
+    p.add_argument("--data", default=None, metavar="ROOT", help="test data root (data.root)")
+    p.add_argument("--out", default=None, help="output folder (one checkpoint only)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="key=value",
+        help="override the checkpoint's config, e.g. --set data.format=ucf101",
+    )
+    p.add_argument("--no-progress", action="store_true")
+
+    def run(args: argparse.Namespace) -> int:
+        from vidnas.evaluate import format_metrics, mean_over_splits, parse_views, run_test
+
+        views = parse_views(args.views) if args.views else None
+        if args.out and len(args.ckpts) > 1:
+            raise ConfigError("--out takes one checkpoint; several write next to each")
+        results = []
+        for item in args.ckpts:
+            path, split = _ckpt_split(item)
+            overrides = list(args.overrides)
+            if args.data:
+                overrides.append(f"data.root={args.data}")
+            if split is not None:
+                overrides.append(f"data.ucf_split={split}")
+            res = run_test(path, views, overrides, args.out, progress=not args.no_progress)
+            print(format_metrics(res.metrics))
+            print(f"written to       {res.out_dir}\n")
+            results.append(res)
+        if len(results) > 1:
+            m = mean_over_splits(results)
+            print(
+                f"mean over {m['pairs']} checkpoint/split pairs: top-1 {100 * m['top1']:.2f}, "
+                f"top-5 {100 * m['top5']:.2f}, mean class acc {100 * m['mean_class_acc']:.2f}"
+            )
+        return 0
+
+    p.set_defaults(func=run)
+
+
+@command
+def _predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="top-5 classes of video files")
+    p.add_argument("ckpt", metavar="CKPT")
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("--views", default=None, help="CLIPSxCROPS (default: the test views)")
+    p.add_argument("--top", type=int, default=5)
+
+    def run(args: argparse.Namespace) -> int:
+        from vidnas.evaluate import parse_views
+        from vidnas.predict import predict
+
+        views = parse_views(args.views) if args.views else None
+        failed = 0
+        for pred in predict(args.ckpt, args.videos, views, args.top):
+            print(pred.path)
+            if pred.error:
+                failed += 1
+                print(f"  cannot read: {pred.error}", file=sys.stderr)
+                continue
+            for name, prob in pred.top:
+                print(f"  {prob:7.2%}  {name}")
+        return 1 if failed else 0
+
+    p.set_defaults(func=run)
+
+
+@command
+def _export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a trained network as ONNX or TorchScript")
+    p.add_argument("ckpt", metavar="CKPT")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("--out", "-o", default=None, help="output file")
+
+    def run(args: argparse.Namespace) -> int:
+        from vidnas.export import export
+
+        res = export(args.ckpt, args.format, args.out)
+        check = (
+            f"max |difference| to PyTorch {res.max_abs_diff:.2e}"
+            if res.max_abs_diff is not None
+            else "not test-run"
+        )
+        print(f"{res.format}: {res.path} ({check})")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@command
+def _demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo", help="search, retrain and test on the synthetic dataset, then write report.md"
+    )
+    p.add_argument("--out", "-o", default="runs/demo", help="demo folder (default: runs/demo)")
+    _add_config_args(p, default="cpu-small")
+    p.add_argument("--no-progress", action="store_true")
+
+    def run(args: argparse.Namespace) -> int:
+        from vidnas.demo import run_demo
+
+        res = run_demo(args.out, args.config, args.overrides, progress=not args.no_progress)
+        t = res.test
+        total = sum(res.timings.values())
+        print(
+            f"\ntop-1 {100 * t['top1']:.2f} %, top-5 {100 * t['top5']:.2f} % "
+            f"({t['views']} views, {t['gmacs_x_views']} GMACs x views)"
+        )
+        phases = ", ".join(f"{k} {v:.0f} s" for k, v in res.timings.items())
+        print(f"time: {total / 60:.1f} min ({phases})")
+        print(f"report: {res.report}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+@command
+def _compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="searched vs hand-designed vs random networks of the same cost (or --ablation)",
+    )
+    p.add_argument(
+        "--out", "-o", default=None, help="folder (default: runs/compare, or runs/ablation)"
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--random", type=int, default=5, help="uniform random architectures")
+    p.add_argument(
+        "--ws-samples",
+        type=int,
+        default=30,
+        help="candidates scored by random search with weight sharing",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.10,
+        help="random architectures' MACs within this fraction of the searched one",
+    )
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="instead: search each subset of {channels, ops, depth} (Table 6)",
+    )
+    _add_config_args(p, default="cpu-small")
+    p.add_argument("--no-progress", action="store_true")
+
+    def run(args: argparse.Namespace) -> int:
+        from vidnas.compare import run_ablation, run_compare
+
+        cfg = load_config(args.config, args.overrides)
+        if args.ablation:
+            res = run_ablation(
+                cfg, args.out or "runs/ablation", args.seeds[0], progress=not args.no_progress
+            )
+        else:
+            res = run_compare(
+                cfg,
+                args.out or "runs/compare",
+                args.seeds,
+                args.random,
+                args.ws_samples,
+                args.tolerance,
+                progress=not args.no_progress,
+            )
+        print(res.table)
+        print(f"written to {res.out}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -118,7 +416,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Overrides may stand anywhere (`train ARCH --out X key=value`); argparse alone only
+    # takes a positional list in one run, so the rest of the key=value words join here.
+    args, extra = parser.parse_known_args(argv)
+    stray = [w for w in extra if "=" not in w or w.startswith("-")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        if not hasattr(args, "overrides"):
+            parser.error(f"{args.command} takes no key=value overrides: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as err:

@@ -103,3 +103,26 @@ def derive_from(supernet: Supernet, name: str | None = None) -> Derivation:
             supernet.num_classes,
             name,
         )
+
+
+def sample_derivation(
+    space: SearchSpace,
+    input_shape: Sequence[int],
+    num_classes: int,
+    gen: torch.Generator,
+    name: str | None = None,
+) -> Derivation:
+    """An architecture drawn uniformly from the space (every width and every layer's op
+    equally likely, as the paper counts architectures), with its supernet position."""
+    op_probs, path_probs = [], []
+    n_prev = 1
+    for st in space.stages:
+        n = len(st.widths)
+        ops = torch.randint(len(space.ops), (n, st.max_layers), generator=gen)
+        op_probs.append(torch.nn.functional.one_hot(ops, len(space.ops)).double())
+        node = int(torch.randint(n, (1,), generator=gen))
+        p = torch.zeros(n_prev, n, dtype=torch.float64)
+        p[:, node] = 1.0
+        path_probs.append(p)
+        n_prev = n
+    return derive(space, op_probs, path_probs, input_shape, num_classes, name)

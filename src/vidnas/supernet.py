@@ -202,13 +202,18 @@ class Supernet(nn.Module):
 
 
 def inherit_weights(
-    net: VidNet, supernet: Supernet, path: Sequence[int], layers: Sequence[Sequence[int]]
+    net: VidNet,
+    supernet: Supernet,
+    path: Sequence[int],
+    layers: Sequence[Sequence[int]],
+    classifier: bool = True,
 ) -> None:
     """Copy the supernet's weights of one path into a standalone network.
 
     ``path[s]`` is the chosen node of stage s, ``layers[s]`` the supernet layer index of
     each block the network keeps (skip layers dropped). The spec must be the one that
-    path derives: widths and ops are checked, so a mismatch fails loudly.
+    path derives: widths and ops are checked, so a mismatch fails loudly. With
+    ``classifier=False`` the network keeps its own classifier (another class count).
     """
     spec = net.spec
     if len(spec.stages) != len(supernet.stages):
@@ -224,4 +229,5 @@ def inherit_weights(
         for block, layer_idx, op in zip(stage.blocks, keep, st.ops):
             block.load_state_dict(node.layers[layer_idx].ops[op].state_dict())
         prev = node_idx
-    net.classifier.fc.load_state_dict(supernet.classifiers[prev].fc.state_dict())
+    if classifier:
+        net.classifier.fc.load_state_dict(supernet.classifiers[prev].fc.state_dict())
