@@ -13,9 +13,11 @@ from collections.abc import Callable, Sequence
 
 from vidnas.checkpoint import CheckpointError
 from vidnas.config import ConfigError, load_config
+from vidnas.data.cli import add_data_command
+from vidnas.data.errors import DataError
 from vidnas.spec import SpecError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, SpecError, CheckpointError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, SpecError, CheckpointError, DataError)
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _COMMANDS:
         add(sub)
+    add_data_command(sub)
     return parser
 
 

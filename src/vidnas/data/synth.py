@@ -261,13 +261,13 @@ def _existing(out: Path, synth: SynthConfig) -> bool:
     if not out.exists():
         return False
     if not out.is_dir():
-        raise DataError(f"data.root: {out} exists and is not a folder")
+        raise DataError(f"{out}: exists and is not a folder")
     marker = out / MARKER
     if not marker.is_file():
         if any(out.iterdir()):
             raise DataError(
-                f"data.root: {out} exists but is not a vidnas synthetic dataset (no {MARKER}); "
-                "point data.root at another folder"
+                f"{out}: exists but is not a vidnas synthetic dataset (no {MARKER}); "
+                "choose another folder (data.root)"
             )
         return False
     try:
@@ -276,8 +276,8 @@ def _existing(out: Path, synth: SynthConfig) -> bool:
         raise DataError(f"{marker}: unreadable ({err}); delete {out} to regenerate it") from None
     if saved != _settings(synth):
         raise DataError(
-            f"data.root: {out} holds a synthetic dataset made with {saved}, but data.synth is "
-            f"{_settings(synth)}; delete the folder or point data.root elsewhere"
+            f"{out}: holds a synthetic dataset made with {saved}, not {_settings(synth)} "
+            "(data.synth); delete the folder or choose another (data.root)"
         )
     return True
 
