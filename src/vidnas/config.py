@@ -103,7 +103,7 @@ class DataConfig:
     mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
     std: tuple[float, float, float] = (0.225, 0.225, 0.225)
     num_workers: int = 2
-    # Decoder threads per video; null: 1 inside DataLoader workers, up to 4 without workers.
+    # Decoder threads per video; null: 1 in DataLoader workers and below 640x360, else up to 4.
     decode_threads: int | None = None
     # Fractions of the training list used for train / validate / inference while searching.
     search_split: tuple[float, float, float] = (0.6, 0.2, 0.2)

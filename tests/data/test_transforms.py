@@ -47,6 +47,9 @@ def test_normalize_layout_and_values():
     assert out.shape == (3, 4, 6, 8) and out.dtype == torch.float32 and out.is_contiguous()
     assert torch.allclose(out[0], torch.tensor(2.0))  # (1 - 0.5) / 0.25
     assert torch.allclose(out[1], torch.tensor(-1.0))  # (0 - 0.5) / 0.5
+    single = torch.full((1, 3, 2, 2), 255.0)  # float, and its [3, 1, H, W] view is contiguous
+    normalize(single, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    assert torch.equal(single, torch.full((1, 3, 2, 2), 255.0))  # the input is left alone
 
 
 def test_train_crop_is_a_window_of_the_resized_frame_and_deterministic():
