@@ -20,12 +20,16 @@ less simple than it looks, and both are in UCF101's own files:
   uses its timestamp as the origin; that also proves the file decodes at all.
 
 Frames without timestamps are counted in output order and such files are read
-from the start, never seeked. The frame count comes from the container when it
-records one (AVI, MP4) and is estimated from the duration otherwise (MKV and
-WebM store none). Reading past the real end returns the last frame: that is
-the rule for videos shorter than a clip (the last frame repeats) and it absorbs
-an estimate that is a frame or two long. A file that ends well before the count
-its container records is truncated, and raises :class:`VideoError`.
+from the start, never seeked; so is a file whose seeks land past their target
+(MPEG-TS near its end). The frame count comes from the container when it
+records one (AVI, MP4), is estimated from the duration otherwise (MKV and WebM
+store none) and, with no duration either (raw streams), counted from the
+packets. Reading past the real end returns the last frame: that is the rule
+for videos shorter than a clip (the last frame repeats) and it absorbs an
+estimate that is a frame or two long. A file that ends more than 2 frames
+before the count its container records, or more than a second (and 10%) before
+an estimated one, is truncated and raises :class:`VideoError`; so does any
+file that cannot be opened or decoded, with the reason in words.
 """
 
 from __future__ import annotations

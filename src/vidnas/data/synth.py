@@ -18,16 +18,16 @@ and ``0`` (pause):
 ==========  ==========================  ============================================
 class       one period                  told apart from the rest by
 ==========  ==========================  ============================================
-Glide       ``+``                       no reversal, no pause (2-3 frames)
+Glide       ``+``                       no reversal, no pause (3 frames)
 Shake       ``+-``                      reversal every frame (3 frames)
 Stutter     ``+0``                      pause every other frame (3 frames)
-Swing2      ``++--``                    reversals 2 apart (3-5 frames)
-Swing4      ``++++----``                vs Swing2x6: needs 5 frames
-Swing2x6    ``+2 -6 +6 -2`` (runs)      vs Swing4: needs 5 frames
+Swing2      ``++--``                    reversals 2 apart (3 frames)
+Swing4      ``++++----``                vs Swing3x5: needs 6 frames
+Swing3x5    ``+3 -5 +5 -3`` (runs)      vs Swing4: needs 6 frames
 Halt4       ``++++0000``                vs Halt2x6: needs 5 frames
 Halt2x6     ``+2 06 +6 02``             vs Halt4: needs 5 frames
-Swing10     ``+10 -10``                 vs Swing8x12: needs 11 frames
-Swing8x12   ``+8 -12 +12 -8``           vs Swing10: needs 11 frames
+Swing7      ``+7 -7``                   vs Swing6x8: needs 9 frames
+Swing6x8    ``+6 -8 +8 -6``             vs Swing7: needs 9 frames
 ==========  ==========================  ============================================
 
 The pairs are built so that global average pooling over time cannot shortcut
@@ -35,9 +35,10 @@ them: both members have the same rate of every event (reversals or pauses per
 frame, same mean speed, no drift in the swings) and their shortest run is
 long enough that every window of up to ``shortest run + 2`` frames has the
 same distribution in both. Only a window that holds two events shows their
-spacing, 2 vs 4 frames or 8/12 vs 10, so Swing10 and Swing8x12 need 11 frames
-of context: more than three stacked kernel-3 convolutions without dilation
-see. A 16-frame training clip always holds two events of every class.
+spacing (3 and 5 against 4, or 6 and 8 against 7), so Swing7 and Swing6x8 need
+9 frames of context: four stacked kernel-3 temporal convolutions, or two if one
+has dilation 4. Yet no 16-frame window of one class can occur in another: a
+training clip always shows its class.
 ``tests/data/test_synth.py`` checks the window statistics exactly and checks
 on rendered videos that a per-frame model stays at chance while a clip model
 does not.
@@ -81,11 +82,11 @@ PROGRAMS: dict[str, tuple[tuple[int, int], ...]] = {
     "Stutter": ((1, 1), (0, 1)),
     "Swing2": ((1, 2), (-1, 2)),
     "Swing4": ((1, 4), (-1, 4)),
-    "Swing2x6": ((1, 2), (-1, 6), (1, 6), (-1, 2)),
+    "Swing3x5": ((1, 3), (-1, 5), (1, 5), (-1, 3)),
     "Halt4": ((1, 4), (0, 4)),
     "Halt2x6": ((1, 2), (0, 6), (1, 6), (0, 2)),
-    "Swing10": ((1, 10), (-1, 10)),
-    "Swing8x12": ((1, 8), (-1, 12), (1, 12), (-1, 8)),
+    "Swing7": ((1, 7), (-1, 7)),
+    "Swing6x8": ((1, 6), (-1, 8), (1, 8), (-1, 6)),
 }
 CLASS_NAMES = tuple(PROGRAMS)
 # Sizes and speeds are for a frame 96 pixels wide and scale with the width. Many small
