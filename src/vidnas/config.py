@@ -88,7 +88,9 @@ class DataConfig:
 
     format: Literal["synthetic", "ucf101", "kinetics", "folder", "list"] = "synthetic"
     root: str = "data/synthetic"
-    # Kinetics: the CSV of the training split; list: the `path,label` file.
+    # Kinetics: the CSV of the training split; list: the `path,label` file of the training
+    # split; UCF101: the folder of classInd.txt and the split lists (default: looked for).
+    # test_annotations: the same for the test split (Kinetics and list).
     annotations: str | None = None
     test_annotations: str | None = None
     ucf_split: int = 1

@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from vidnas.config import PRESETS, SynthConfig, load_config
+from vidnas.config import PRESETS, Config, SynthConfig, load_config
 
 
 def _guess_format(root: Path) -> str:
@@ -20,7 +20,7 @@ def _guess_format(root: Path) -> str:
     return "folder"
 
 
-def _config_for(source: str, overrides: list[str]):
+def _config_for(source: str, overrides: list[str]) -> Config:
     if source not in PRESETS and not source.endswith((".yaml", ".yml")) and Path(source).is_dir():
         base = [f"data.root={source}", f"data.format={_guess_format(Path(source))}"]
         return load_config(None, [*base, *overrides])
