@@ -193,3 +193,17 @@ def test_search_pipeline_end_to_end(tiny_data_cfg, tmp_path):
             assert batch["clip"].shape[1:] == (3, 8, 32, 32)
             assert batch["label"].dtype == torch.int64
     assert log.count == 0
+
+
+def test_bad_videos_met_in_worker_processes_reach_the_main_log(tiny_data_cfg, mixed_index):
+    index, broken = mixed_index
+    log, skipped = BadVideoLog(), 0
+    for mode in ("train", "eval"):
+        ds = ClipDataset(index, tiny_data_cfg, mode)
+        for batch in make_loader(
+            ds, 3, shuffle=True, seed=1, epoch=0, num_workers=2, drop_last=False
+        ):
+            log.update(batch["failed"])
+            skipped += batch["skipped"]
+    assert sorted(log.bad) == sorted(str(p) for p in broken.values())
+    assert skipped == 5  # evaluation skipped each bad video once; training replaced them
