@@ -92,7 +92,8 @@ def format_report(cfg: Config, reports: dict[str, SplitReport]) -> str:
         total, good = sum(rep.listed.values()), sum(rep.readable.values())
         lines.append(
             f"{split}: {total} videos on disk, {good} readable, {len(rep.bad)} unreadable, "
-            f"{len(rep.missing)} listed but missing; {len(rep.classes)} classes"
+            f"{len(rep.missing)} listed but missing; {len(rep.classes)} "
+            + ("class" if len(rep.classes) == 1 else "classes")
         )
         width = max([len("class"), *(len(c) for c in rep.classes)])
         lines.append(f"  {'class'.ljust(width)}  videos  readable")
