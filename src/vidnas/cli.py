@@ -14,10 +14,18 @@ from collections.abc import Callable, Sequence
 
 from vidnas.checkpoint import CheckpointError
 from vidnas.config import ConfigError, load_config
+from vidnas.data.cli import add_data_command
+from vidnas.data.errors import DataError
 from vidnas.engine import NonFiniteLoss
 from vidnas.spec import SpecError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, SpecError, CheckpointError, NonFiniteLoss)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    SpecError,
+    CheckpointError,
+    DataError,
+    NonFiniteLoss,
+)
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
@@ -412,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _COMMANDS:
         add(sub)
+    add_data_command(sub)
     return parser
 
 

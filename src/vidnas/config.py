@@ -68,11 +68,15 @@ class SpaceConfig:
 
 @dataclass
 class SynthConfig:
-    """The built-in synthetic action dataset (written as real video files)."""
+    """The built-in synthetic action dataset (written as real video files; see
+    ``vidnas.data.synth`` for its classes)."""
 
+    # The first ``classes`` of the 10 built-in motion classes.
     classes: int = 10
     per_class: int = 30
+    # Frames per video.
     frames: int = 48
+    # Frame width in pixels; the height is 3/4 of it (UCF101's 320x240 aspect).
     size: int = 96
     fps: int = 25
     seed: int = 0
@@ -84,7 +88,9 @@ class DataConfig:
 
     format: Literal["synthetic", "ucf101", "kinetics", "folder", "list"] = "synthetic"
     root: str = "data/synthetic"
-    # Kinetics: the CSV of the training split; list: the `path,label` file.
+    # Kinetics: the CSV of the training split; list: the `path,label` file of the training
+    # split; UCF101: the folder of classInd.txt and the split lists (default: looked for).
+    # test_annotations: the same for the test split (Kinetics and list).
     annotations: str | None = None
     test_annotations: str | None = None
     ucf_split: int = 1
@@ -99,6 +105,8 @@ class DataConfig:
     mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
     std: tuple[float, float, float] = (0.225, 0.225, 0.225)
     num_workers: int = 2
+    # Decoder threads per video; null: 1 in DataLoader workers and below 640x360, else up to 4.
+    decode_threads: int | None = None
     # Fractions of the training list used for train / validate / inference while searching.
     search_split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     synth: SynthConfig = field(default_factory=SynthConfig)
@@ -349,6 +357,19 @@ def _check_range(cfg: Config) -> None:
     need(all(f > 0 for f in d.search_split), "data.search_split", "fractions must be > 0")
     need(d.sampling_rate > 0, "data.sampling_rate", "must be > 0")
     need(d.num_workers >= 0, "data.num_workers", "must be >= 0")
+    need(d.decode_threads is None or d.decode_threads >= 0, "data.decode_threads", "must be >= 0")
+    from vidnas.data.synth import CLASS_NAMES
+
+    sy = d.synth
+    need(
+        2 <= sy.classes <= len(CLASS_NAMES),
+        "data.synth.classes",
+        f"the synthetic dataset has 2 to {len(CLASS_NAMES)} classes",
+    )
+    need(sy.per_class >= 2, "data.synth.per_class", "must be >= 2 (a train and a test group)")
+    need(sy.frames >= 2, "data.synth.frames", "must be >= 2")
+    need(sy.size >= 16, "data.synth.size", "must be >= 16 pixels")
+    need(sy.fps >= 1, "data.synth.fps", "must be >= 1")
     need(d.ucf_split in (1, 2, 3), "data.ucf_split", "UCF101 has splits 1, 2 and 3")
     need(all(v > 0 for v in d.std), "data.std", "must be > 0")
     need(

@@ -106,7 +106,10 @@ def weight_step(
     grad_clip: float | None,
     check: Any,
 ) -> tuple[float, int, int]:
-    """One SGD step on cross-entropy; returns (summed loss, correct, clips)."""
+    """One SGD step on cross-entropy; returns (summed loss, correct, clips). A batch
+    whose every video was unreadable (0 clips) is no step at all."""
+    if batch["label"].numel() == 0:
+        return 0.0, 0, 0
     x = prepare_input(batch["clip"], runtime, device)
     y = batch["label"].to(device)
     for g in opt.param_groups:

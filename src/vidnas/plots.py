@@ -78,8 +78,15 @@ def plot_arch_params(
                 ax.plot(epochs, [h["ops"][s][o] for h in history], label=name)
             ax.legend(fontsize=7)
         else:
-            ax.text(0.5, 0.5, "no stack layers", ha="center", va="center", fontsize=8,
-                    transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "no stack layers",
+                ha="center",
+                va="center",
+                fontsize=8,
+                transform=ax.transAxes,
+            )
         ax.set_title(f"stage {s + 2} ops", fontsize=9)
         ax.set_ylim(0, 1)
         ax.set_xlabel("epoch")

@@ -242,6 +242,8 @@ class SearchLoop:
         )
 
     def _arch_step(self, batch: dict[str, Any]) -> None:
+        if batch["label"].numel() == 0:
+            return
         x = prepare_input(batch["clip"], self.cfg.runtime, self.device)
         y = batch["label"].to(self.device)
         for p in self.weights:  # the architecture step needs no weight gradients

@@ -1,0 +1,328 @@
+"""The built-in synthetic action dataset: classes that only motion tells apart.
+
+Written as real video files in the UCF101 layout (``ucfTrainTestlist/`` with
+``classInd.txt`` and three train/test splits, ``UCF-101/<Class>/v_<Class>_gXX_cYY.avi``,
+MPEG-4 Part 2 in AVI as UCF101 ships), so it exercises the same reading path
+as the real dataset.
+
+What a frame shows is drawn from one distribution for every class: a smooth
+random background, six to ten discs or squares of random colour and size at
+positions uniform over the frame. (Objects move on a torus, wrapping at the
+edges; that keeps every object's position uniform at every frame, whatever
+its motion, which bouncing off the edges would not.) A single frame therefore
+carries no label information. Each object moves along its own random axis at
+its own constant speed with a random phase, and its velocity follows its
+class's *program*, a periodic sequence of steps ``+`` (forward), ``-`` (back)
+and ``0`` (pause):
+
+==========  ==========================  ============================================
+class       one period                  told apart from the rest by
+==========  ==========================  ============================================
+Glide       ``+``                       no reversal, no pause (3 frames)
+Shake       ``+-``                      reversal every frame (3 frames)
+Stutter     ``+0``                      pause every other frame (3 frames)
+Swing2      ``++--``                    reversals 2 apart (3 frames)
+Swing4      ``++++----``                vs Swing3x5: needs 6 frames
+Swing3x5    ``+3 -5 +5 -3`` (runs)      vs Swing4: needs 6 frames
+Halt4       ``++++0000``                vs Halt2x6: needs 5 frames
+Halt2x6     ``+2 06 +6 02``             vs Halt4: needs 5 frames
+Swing7      ``+7 -7``                   vs Swing6x8: needs 9 frames
+Swing6x8    ``+6 -8 +8 -6``             vs Swing7: needs 9 frames
+==========  ==========================  ============================================
+
+The pairs are built so that global average pooling over time cannot shortcut
+them: both members have the same rate of every event (reversals or pauses per
+frame, same mean speed, no drift in the swings) and their shortest run is
+long enough that every window of up to ``shortest run + 2`` frames has the
+same distribution in both. Only a window that holds two events shows their
+spacing (3 and 5 against 4, or 6 and 8 against 7), so Swing7 and Swing6x8 need
+9 frames of context: four stacked kernel-3 temporal convolutions, or two if one
+has dilation 4. Yet no 16-frame window of one class can occur in another: a
+training clip always shows its class.
+``tests/data/test_synth.py`` checks the window statistics exactly and checks
+on rendered videos that a per-frame model stays at chance while a clip model
+does not.
+
+Every video is a pure function of ``(seed, class, group, clip)``; the same
+settings give byte-identical files. Groups are only names here (UCF101's
+groups share actor and scene; these share nothing, so the search split, which
+ignores groups, leaks nothing), and split k tests on the k-th run of about 28%
+of the groups, as UCF101's splits do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vidnas.config import SynthConfig
+from vidnas.data.errors import DataError
+from vidnas.data.sampling import derive_seed
+
+log = logging.getLogger("vidnas.data")
+
+FORMAT = "vidnas-synth/1"
+MARKER = "synth.json"
+LIST_DIR = "ucfTrainTestlist"
+VIDEO_DIR = "UCF-101"
+
+# name -> runs of (step, length); one period of the velocity program.
+PROGRAMS: dict[str, tuple[tuple[int, int], ...]] = {
+    "Glide": ((1, 1),),
+    "Shake": ((1, 1), (-1, 1)),
+    "Stutter": ((1, 1), (0, 1)),
+    "Swing2": ((1, 2), (-1, 2)),
+    "Swing4": ((1, 4), (-1, 4)),
+    "Swing3x5": ((1, 3), (-1, 5), (1, 5), (-1, 3)),
+    "Halt4": ((1, 4), (0, 4)),
+    "Halt2x6": ((1, 2), (0, 6), (1, 6), (0, 2)),
+    "Swing7": ((1, 7), (-1, 7)),
+    "Swing6x8": ((1, 6), (-1, 8), (1, 8), (-1, 6)),
+}
+CLASS_NAMES = tuple(PROGRAMS)
+# Sizes and speeds are for a frame 96 pixels wide and scale with the width. Many small
+# objects rather than a few large ones: every object is one more sample of its class's
+# motion in each clip, which is what makes 300 videos enough to learn from.
+_REF_WIDTH = 96
+_OBJECTS = (6, 10)
+_RADIUS = (3.5, 6.0)
+_SPEED = (2.5, 3.5)  # pixels per frame
+_TEXTURE = 18.0  # standard deviation of the background texture, in 8-bit levels
+
+
+def program_steps(name: str) -> np.ndarray:
+    """One period of class ``name``'s velocity program, one step per frame."""
+    return np.concatenate([np.full(n, step, dtype=np.int8) for step, n in PROGRAMS[name]])
+
+
+def frame_size(size: int) -> tuple[int, int]:
+    """(H, W) of the videos: ``size`` wide, 4:3 like UCF101's 320x240, both even."""
+    w = size - size % 2
+    h = round(w * 3 / 4)
+    return h - h % 2, w
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    i = int(h * 6) % 6
+    f = h * 6 - math.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    rgb = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
+    return np.array(rgb, dtype=np.float32) * 255
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A smooth random texture in muted colours, float32 [H, W, 3]."""
+    base = _hsv(rng.random(), 0.15 + 0.3 * rng.random(), 0.25 + 0.3 * rng.random())
+    grid = rng.normal(0.0, _TEXTURE, size=(4, 5, 3)).astype(np.float32)
+    ys = np.linspace(0, grid.shape[0] - 1, h)
+    xs = np.linspace(0, grid.shape[1] - 1, w)
+    y0 = np.minimum(ys.astype(int), grid.shape[0] - 2)
+    x0 = np.minimum(xs.astype(int), grid.shape[1] - 2)
+    fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    g = grid
+    tex = (
+        g[y0][:, x0] * (1 - fy) * (1 - fx)
+        + g[y0 + 1][:, x0] * fy * (1 - fx)
+        + g[y0][:, x0 + 1] * (1 - fy) * fx
+        + g[y0 + 1][:, x0 + 1] * fy * fx
+    )
+    return np.clip(base + tex, 0, 255).astype(np.float32)
+
+
+def render_video(name: str, frames: int, size: int, seed: int) -> np.ndarray:
+    """The frames of one video of class ``name``: uint8 [frames, H, W, 3]."""
+    rng = np.random.default_rng(seed)
+    h, w = frame_size(size)
+    k = w / _REF_WIDTH
+    steps = program_steps(name).astype(np.float64)
+    video = np.broadcast_to(_background(rng, h, w), (frames, h, w, 3)).copy()
+    f = np.arange(frames)[:, None, None]
+    for _ in range(int(rng.integers(_OBJECTS[0], _OBJECTS[1] + 1))):
+        radius = k * rng.uniform(*_RADIUS)
+        square = bool(rng.integers(0, 2))
+        colour = _hsv(rng.random(), rng.uniform(0.6, 1.0), rng.uniform(0.75, 1.0))
+        angle = rng.uniform(0, 2 * math.pi)
+        speed = k * rng.uniform(*_SPEED)
+        phase = int(rng.integers(0, len(steps)))
+        start = rng.uniform(0, 1, size=2) * (h, w)
+        # Position at frame t: start + speed * axis * (sum of the first t program steps).
+        program = np.roll(steps, -phase)[np.arange(frames - 1) % len(steps)]
+        walk = np.concatenate([[0.0], np.cumsum(program)])
+        py = start[0] + speed * math.sin(angle) * walk
+        px = start[1] + speed * math.cos(angle) * walk
+        # Draw on the patch around the object, its pixel indices wrapped (a torus).
+        half = min(math.ceil(radius) + 1, (min(h, w) - 1) // 2)
+        offs = np.arange(-half, half + 1)
+        cy, cx = np.floor(py).astype(int), np.floor(px).astype(int)
+        dy = (cy[:, None] + offs + 0.5 - py[:, None])[:, :, None]  # [F, S, 1]
+        dx = (cx[:, None] + offs + 0.5 - px[:, None])[:, None, :]  # [F, 1, S]
+        if square:
+            dist = np.maximum(np.abs(dx), np.abs(dy)) - radius
+        else:
+            dist = np.sqrt(dx * dx + dy * dy) - radius
+        alpha = np.clip(0.5 - dist, 0.0, 1.0).astype(np.float32)[..., None]  # antialiased
+        rows = ((cy[:, None] + offs) % h)[:, :, None]
+        cols = ((cx[:, None] + offs) % w)[:, None, :]
+        patch = video[f, rows, cols]
+        video[f, rows, cols] = patch * (1 - alpha) + colour * alpha
+    return np.clip(np.rint(video), 0, 255).astype(np.uint8)
+
+
+def encode_avi(path: Path, video: np.ndarray, fps: int) -> None:
+    """MPEG-4 Part 2 in AVI (UCF101's codec) at fixed quantiser 2: near lossless,
+    decodable by anything, and byte-deterministic on one thread.
+
+    Every frame is a key frame. With motion-compensated frames, how well an
+    object is coded depends on how it moved (a paused object sharpens over
+    successive P-frames), which would let a single frame hint at its class.
+    """
+    with av.open(str(path), "w", format="avi") as c:
+        s = c.add_stream("mpeg4", rate=fps)
+        s.width, s.height = video.shape[2], video.shape[1]
+        s.pix_fmt = "yuv420p"
+        s.thread_count = 1
+        s.codec_context.gop_size = 1  # intra only: see the docstring
+        s.codec_context.qscale = True  # constant quantiser: frames get qmin (2)
+        s.codec_context.global_quality = 2 * 118  # FF_QP2LAMBDA * 2
+        for frame in video:
+            for packet in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def groups_of(per_class: int) -> list[int]:
+    """Clips per group for one class: about 4 per group, 4 to 25 groups."""
+    g = min(per_class, max(4, min(25, math.ceil(per_class / 4))))
+    return [per_class // g + (1 if i < per_class % g else 0) for i in range(g)]
+
+
+def split_test_groups(n_groups: int, split: int) -> set[int]:
+    """1-based groups tested in ``split`` (1..3): the split-th run of ~28% of them."""
+    n = max(1, round(n_groups * 7 / 25))
+    return {((split - 1) * n + j) % n_groups + 1 for j in range(n)}
+
+
+def _settings(synth: SynthConfig) -> dict:
+    return asdict(synth)
+
+
+def write_synthetic(out: Path, synth: SynthConfig) -> Path:
+    """Generate the dataset at ``out`` (a new or empty folder) and return ``out``.
+
+    Writes into a temporary sibling folder and renames it into place, so a killed
+    generation never leaves half a dataset at ``out``. If ``out`` already holds the
+    same dataset this does nothing.
+    """
+    out = Path(out)
+    _check_synth(synth)
+    if _existing(out, synth):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        _generate(tmp, synth)
+        try:
+            os.rename(tmp, out)  # atomic; also fine onto an empty folder
+        except OSError:
+            if not _existing(out, synth):  # another process won the race with the same data
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def ensure_synthetic(root: Path, synth: SynthConfig) -> Path:
+    """``root`` holding the dataset ``synth`` describes, generated if absent."""
+    if not _existing(root, synth):
+        log.info("generating the synthetic dataset at %s (%s)", root, _settings(synth))
+        write_synthetic(root, synth)
+    return root
+
+
+def _existing(out: Path, synth: SynthConfig) -> bool:
+    """True if ``out`` is this dataset; False if absent or empty; DataError otherwise."""
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder")
+    marker = out / MARKER
+    if not marker.is_file():
+        if any(out.iterdir()):
+            raise DataError(
+                f"{out}: exists but is not a vidnas synthetic dataset (no {MARKER}); "
+                "choose another folder (data.root)"
+            )
+        return False
+    try:
+        saved = json.loads(marker.read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{marker}: unreadable ({err}); delete {out} to regenerate it") from None
+    if saved != _settings(synth):
+        raise DataError(
+            f"{out}: holds a synthetic dataset made with {saved}, not {_settings(synth)} "
+            "(data.synth); delete the folder or choose another (data.root)"
+        )
+    return True
+
+
+def _check_synth(synth: SynthConfig) -> None:
+    if not 2 <= synth.classes <= len(CLASS_NAMES):
+        raise DataError(f"data.synth.classes: must be in 2..{len(CLASS_NAMES)}")
+    if synth.per_class < 2:
+        raise DataError("data.synth.per_class: must be >= 2 (one train and one test group)")
+    if synth.frames < 2 or synth.size < 16 or synth.fps < 1:
+        raise DataError("data.synth: needs frames >= 2, size >= 16 and fps >= 1")
+
+
+def _generate(out: Path, synth: SynthConfig) -> None:
+    names = CLASS_NAMES[: synth.classes]
+    sizes = groups_of(synth.per_class)
+    lists = out / LIST_DIR
+    lists.mkdir()
+    entries: list[tuple[str, int, int]] = []  # (relative path, label, group)
+    for label, name in enumerate(names):
+        (out / VIDEO_DIR / name).mkdir(parents=True)
+        for g, clips in enumerate(sizes, 1):
+            for c in range(1, clips + 1):
+                rel = f"{name}/v_{name}_g{g:02d}_c{c:02d}.avi"
+                seed = derive_seed("synth", synth.seed, label, g, c)
+                video = render_video(name, synth.frames, synth.size, seed)
+                encode_avi(out / VIDEO_DIR / rel, video, synth.fps)
+                entries.append((rel, label, g))
+    class_ind = "".join(f"{i + 1} {n}\n" for i, n in enumerate(names))
+    (lists / "classInd.txt").write_text(class_ind)
+    for split in (1, 2, 3):
+        tested = split_test_groups(len(sizes), split)
+        train = "".join(f"{p} {lab + 1}\n" for p, lab, g in entries if g not in tested)
+        test = "".join(f"{p}\n" for p, _, g in entries if g in tested)
+        (lists / f"trainlist{split:02d}.txt").write_text(train)
+        (lists / f"testlist{split:02d}.txt").write_text(test)
+    h, w = frame_size(synth.size)
+    marker = {
+        "format": FORMAT,
+        "settings": _settings(synth),
+        "frame_size": [h, w],
+        "classes": {
+            n: "".join(f"{'+' if s > 0 else '-' if s < 0 else '0'}" for s in program_steps(n))
+            for n in names
+        },
+    }
+    (out / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
