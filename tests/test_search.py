@@ -69,7 +69,7 @@ def test_search_writes_every_artefact(finished_run):
     assert rows[0]["arch_step_loss"] is None and rows[-1]["arch_step_loss"] is not None
     # The alphas and betas moved only after warm-up.
     hist = json.loads((out / "arch_history.json").read_text())
-    assert hist[0]["beta"][0] == [[1 / 3] * 3]
+    assert hist[0]["beta"][0] == [[pytest.approx(1 / 3)] * 3]
     assert hist[-1]["beta"][0] != hist[0]["beta"][0]
     # arch.json is a valid spec that build_network takes as it is.
     spec = ArchSpec.load(out / "arch.json")
@@ -215,7 +215,7 @@ def test_ablation_switches_fix_the_unsearched_dimensions():
         )
 
 
-@pytest.mark.parametrize("budget_factor", [0.6, 1.5])
+@pytest.mark.parametrize("budget_factor", [0.6, 1.25])  # the tiny space spans 0.48x-1.37x
 def test_budget_mode_pulls_the_expected_cost_to_the_budget(budget_factor):
     cfg = load_config("tiny")
     sn = Supernet(search_space(cfg), cfg.input, 4)

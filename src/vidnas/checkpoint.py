@@ -75,6 +75,13 @@ def load_checkpoint(path: str | Path, kind: str | tuple[str, ...] | None = None)
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    # torch.save writes a zip archive; older torch and plain pickle files start with the
+    # pickle protocol opcode. Anything else is not a checkpoint at all.
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
+        what = "an empty file" if not head else "not a PyTorch checkpoint file"
+        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({what})")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

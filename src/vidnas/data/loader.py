@@ -81,6 +81,10 @@ class ClipLoader:
             batch_sampler=remaining,
             num_workers=self.num_workers,
             collate_fn=self.collate,
+            # Without its own generator a DataLoader draws its workers' base seed from
+            # torch's global RNG, which dropout also draws from: a resumed epoch (one more
+            # iterator) would then see other dropout masks. Clips never use that seed.
+            generator=torch.Generator().manual_seed(0),
         )
         return iter(loader)
 
