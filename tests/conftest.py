@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from vidnas.checkpoint import load_checkpoint
 from vidnas.config import load_config
 from vidnas.space import SearchSpace
 
@@ -33,6 +39,41 @@ def data_root(tmp_path_factory) -> Path:
 
 def tiny(data_root: Path, *overrides: str):
     return load_config("tiny", [f"data.root={data_root}", "runtime.threads=1", *overrides])
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """``vidnas ARGS`` in a fresh interpreter, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "vidnas.cli", *args], capture_output=True, text=True
+    )
+
+
+def kill_mid_epoch(
+    args: list[str], ckpt: Path, kind: str, timeout: float = 240
+) -> tuple[tuple[int, int] | None, int, str]:
+    """Start ``vidnas ARGS`` and SIGKILL it as soon as ``ckpt`` holds a mid-epoch
+    checkpoint of an epoch after the first. Returns ((epoch, step) killed at, or
+    None if it never got there), the exit code and stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidnas.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + timeout
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists():
+            try:
+                state = load_checkpoint(ckpt, kind)
+            except Exception:  # being replaced right now: look again
+                state = None
+            if state and state["epoch"] >= 1 and state["step"] >= 1:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_at = (state["epoch"], state["step"])
+                break
+        time.sleep(0.01)
+    proc.wait()
+    return killed_at, proc.returncode, proc.stderr.read().decode()
 
 
 @pytest.fixture(scope="session")

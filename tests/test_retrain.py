@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,15 +18,9 @@ from vidnas.spec import ArchSpec
 from vidnas.train import run_train
 from vidnas.trained import load_trained
 
-from .conftest import ASSETS, tiny
+from .conftest import ASSETS, cli, kill_mid_epoch, tiny
 
 pytestmark = pytest.mark.slow
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "vidnas.cli", *args], capture_output=True, text=True
-    )
 
 
 def test_training_writes_checkpoints_metrics_and_report(trained):
@@ -105,27 +95,9 @@ def test_train_baseline_from_the_cli_and_resume_after_sigkill(tmp_path, data_roo
     ref = cli(*[a if a != str(out) else str(tmp_path / "ref") for a in args])
     assert ref.returncode == 0, ref.stderr[-2000:]
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vidnas.cli", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     ckpt = out / "checkpoints" / "last.pt"
-    killed = False
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if ckpt.exists():
-            try:
-                state = load_checkpoint(ckpt, "train")
-            except CheckpointError:
-                state = None
-            if state and state["epoch"] >= 1 and state["step"] >= 1:
-                os.kill(proc.pid, signal.SIGKILL)
-                killed = True
-                break
-        time.sleep(0.01)
-    proc.wait()
-    assert killed, proc.stderr.read().decode()[-2000:]
+    killed_at, _, stderr = kill_mid_epoch(args, ckpt, "train")
+    assert killed_at is not None, stderr[-2000:]
     res = cli("train", "--resume", str(out), "--no-progress")
     assert res.returncode == 0, res.stderr[-2000:]
     a = load_checkpoint(ckpt, "train")["model"]

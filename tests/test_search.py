@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +17,7 @@ from vidnas.search import cost_term, run_search, search_space
 from vidnas.spec import ArchSpec
 from vidnas.supernet import Supernet
 
-from .conftest import tiny
+from .conftest import cli, kill_mid_epoch, tiny
 
 pytestmark = pytest.mark.slow
 
@@ -112,10 +108,7 @@ def test_kill_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_r
     ref = run_search(tiny(data_root, *overrides), out=tmp_path / "ref", progress=False)
 
     out = tmp_path / "killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "vidnas.cli",
+    args = [
         "search",
         "--config",
         "tiny",
@@ -126,32 +119,13 @@ def test_kill_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_r
         "runtime.threads=1",
         *overrides,
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    ckpt = out / "checkpoints" / "last.pt"
-    deadline = time.time() + 240
-    killed_at = None
-    while time.time() < deadline and proc.poll() is None:
-        if ckpt.exists():
-            try:
-                state = load_checkpoint(ckpt, "search")
-            except Exception:  # being replaced right now: look again
-                state = None
-            # Kill inside a searching epoch, after a mid-epoch checkpoint.
-            if state and state["epoch"] >= 1 and state["step"] >= 1:
-                os.kill(proc.pid, signal.SIGKILL)
-                killed_at = (state["epoch"], state["step"])
-                break
-        time.sleep(0.01)
-    proc.wait()
-    assert killed_at is not None, proc.stderr.read().decode()[-2000:]
-    assert proc.returncode == -signal.SIGKILL
+    # Kill inside a searching epoch, after a mid-epoch checkpoint.
+    killed_at, returncode, stderr = kill_mid_epoch(args, out / "checkpoints" / "last.pt", "search")
+    assert killed_at is not None, stderr[-2000:]
+    assert returncode == -signal.SIGKILL
     assert not (out / "arch.json").exists()
 
-    res = subprocess.run(
-        [sys.executable, "-m", "vidnas.cli", "search", "--resume", str(out), "--no-progress"],
-        capture_output=True,
-        text=True,
-    )
+    res = cli("search", "--resume", str(out), "--no-progress")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "resuming" in res.stderr
     assert ArchSpec.load(out / "arch.json") == ref.derivation.spec
@@ -184,21 +158,7 @@ def test_non_finite_loss_stops_with_epoch_and_step(tmp_path, data_root):
 
 def test_input_too_small_is_refused_before_anything_runs(tmp_path):
     out = tmp_path / "never"
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vidnas.cli",
-            "search",
-            "--config",
-            "tiny",
-            "--out",
-            str(out),
-            "input=3x8x16x16",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    res = cli("search", "--config", "tiny", "--out", str(out), "input=3x8x16x16")
     assert res.returncode == 2
     assert "input: 16x16 frames are too small for this space" in res.stderr
     assert not out.exists()

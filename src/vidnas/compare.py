@@ -243,25 +243,18 @@ def run_compare(
         supernet = supernet.to(device)
         index = load_index(scfg, "train")
         train_i, val_i, _ = search_split(index, scfg, searches[seed].run_dir / "split.json")
+        # BN recalibration draws shuffled train batches; scoring reads the validate split.
         loaders = {
-            "bn": make_loader(
-                ClipDataset(train_i, scfg, "eval"),
+            name: make_loader(
+                ClipDataset(part, scfg, "eval"),
                 scfg.search.batch_size,
-                shuffle=True,
+                shuffle=shuffle,
                 seed=seed,
                 epoch=0,
                 num_workers=scfg.data.num_workers,
-                drop_last=True,
-            ),
-            "val": make_loader(
-                ClipDataset(val_i, scfg, "eval"),
-                scfg.search.batch_size,
-                shuffle=False,
-                seed=seed,
-                epoch=0,
-                num_workers=scfg.data.num_workers,
-                drop_last=False,
-            ),
+                drop_last=shuffle,
+            )
+            for name, part, shuffle in (("bn", train_i, True), ("val", val_i, False))
         }
         gen = torch.Generator().manual_seed(1000 + seed)
         cands = _sample_within(space, cfg, classes, target, tolerance, gen, ws_samples)
