@@ -20,6 +20,21 @@ def test_forward_shapes_and_gradients(tiny_space):
     assert net.features(x).shape == (2, spec.stages[-1].width, 8, 1, 1)
 
 
+def test_residual_blocks_start_as_the_identity(tiny_space):
+    # Zero-init of each block's last BN scale (init_weights): a block passes its
+    # (non-negative, post-ReLU) input through unchanged until training moves that scale.
+    spec = resolve_arch("r2plus1d-baseline", tiny_space, (3, 8, 32, 32), 5)
+    net = build_network(spec)
+    blocks = [b for st in net.stages for b in st.blocks]
+    assert blocks
+    x = torch.rand(2, blocks[0].conv_s.in_channels, 8, 8, 8)
+    torch.testing.assert_close(blocks[0](x), x)
+    for b in blocks:
+        assert b.bn_t.weight.abs().sum() == 0 and b.bn_s.weight.eq(1).all()
+    net(torch.randn(2, 3, 8, 32, 32)).logsumexp(1).sum().backward()
+    assert any(b.bn_t.weight.grad.abs().sum() > 0 for b in blocks)
+
+
 def test_layout_mirrors_the_spec():
     spec = resolve_arch("paper-k400")
     net = build_network(spec)

@@ -90,7 +90,16 @@ def make_op(name: str, width: int) -> nn.Module:
 
 
 def init_weights(module: nn.Module) -> None:
-    """He initialisation for convs, unit BN, small linear: the torchvision video ResNet recipe."""
+    """He initialisation for convs, unit BN, small linear (the torchvision video
+    ResNet recipe), and a zero scale on the last BN of every residual block.
+
+    The zero scale makes each block start as the identity (Goyal et al. 2017;
+    PySlowFast's ``ZERO_INIT_FINAL_BN``, torchvision's ``zero_init_residual``), so
+    a path starts as shallow as its heads and grows into its depth. Without it a
+    path of the ``cpu-small`` space (26 blocks) stayed at chance on the synthetic
+    dataset for 600 SGD steps; with it the same path learned in 300 (README,
+    "Initialisation").
+    """
     for m in module.modules():
         if isinstance(m, nn.Conv3d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -100,3 +109,6 @@ def init_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)
+    for m in module.modules():
+        if isinstance(m, DilatedBlock):
+            nn.init.zeros_(m.bn_t.weight)
