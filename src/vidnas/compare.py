@@ -143,6 +143,11 @@ class Comparison:
         )
 
 
+class NoSameCostArchitectures(RuntimeError):
+    """Uniform sampling does not reach the searched cost: a searched network at the
+    edge of the space (e.g. every layer skipped) has almost no uniform neighbours."""
+
+
 def _sample_within(
     space: Any,
     cfg: Config,
@@ -151,7 +156,7 @@ def _sample_within(
     tolerance: float,
     gen: torch.Generator,
     count: int,
-    max_tries: int = 200_000,
+    max_tries: int = 20_000,
 ) -> list[Any]:
     from vidnas.derive import sample_derivation
 
@@ -159,9 +164,10 @@ def _sample_within(
     while len(out) < count:
         tries += 1
         if tries > max_tries:
-            raise RuntimeError(
+            raise NoSameCostArchitectures(
                 f"only {len(out)} of {max_tries} uniform samples fell within {tolerance:.0%} of "
-                f"{target / 1e9:.4f} GMACs"
+                f"the searched {target / 1e9:.4f} GMACs; widen --tolerance to compare against "
+                "random architectures"
             )
         d = sample_derivation(space, cfg.input, classes, gen)
         if abs(network_cost(d.spec).macs - target) <= tolerance * target:
@@ -229,12 +235,19 @@ def run_compare(
         base = baseline_spec(SearchSpace.from_config(cfg.space), cfg.input, classes)
         cmp.train_and_test("r2plus1d", base, seed, f"s{seed}")
 
+    notes: list[str] = []
     gen = torch.Generator().manual_seed(12345)
-    for i, d in enumerate(_sample_within(space, cfg, classes, target, tolerance, gen, n_random)):
+    try:
+        sampled = _sample_within(space, cfg, classes, target, tolerance, gen, n_random)
+    except NoSameCostArchitectures as err:  # keep every other row; say why these are missing
+        log.warning("no random rows: %s", err)
+        notes.append(f"No random rows: {err}.")
+        sampled, ws_samples = [], 0
+    for i, d in enumerate(sampled):
         for seed in seeds:
             cmp.train_and_test("random", d.spec.replace(name=f"random-{i}"), seed, f"a{i}-s{seed}")
 
-    for seed in seeds:
+    for seed in seeds if ws_samples > 0 else ():
         key = f"random-ws/s{seed}"
         if key in cmp.results:
             continue
@@ -280,9 +293,10 @@ def run_compare(
         )
 
     rows = list(cmp.results.values())
-    table = _compare_table(rows, search_seconds, cfg)
+    table = _compare_table(rows, search_seconds, cfg, tolerance)
+    table += "".join(f"\n{n}\n" for n in notes)
     atomic_write_text(cmp.out / "table.md", table)
-    _scatter(rows, cmp.out / "accuracy_vs_gmacs.png")
+    _scatter(rows, cmp.out / "accuracy_vs_gmacs.png", tolerance)
     return CompareResult(cmp.out, table, rows)
 
 
@@ -296,13 +310,17 @@ GROUP_TITLES = {
     "searched": "searched (vidnas), from scratch",
     "searched+init": "searched, from the supernet's weights",
     "r2plus1d": "r2plus1d-baseline",
-    "random": "uniform random, same cost ±10%",
+    "random": "uniform random, same cost ±{tol:.0%}",
     "random-ws": "random search + weight sharing",
 }
 
 
+def _titles(tolerance: float) -> dict[str, str]:
+    return {k: v.format(tol=tolerance) for k, v in GROUP_TITLES.items()}
+
+
 def _compare_table(
-    rows: list[dict[str, Any]], search_seconds: dict[int, float], cfg: Config
+    rows: list[dict[str, Any]], search_seconds: dict[int, float], cfg: Config, tolerance: float
 ) -> str:
     c, t, h, w = cfg.input
     lines = [
@@ -313,7 +331,7 @@ def _compare_table(
         "| network | archs | runs | top-1 | top-5 | GMACs | params (M) | train time (s) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for group, title in GROUP_TITLES.items():
+    for group, title in _titles(tolerance).items():
         g = [r for r in rows if r["group"] == group]
         if not g:
             continue
@@ -341,14 +359,14 @@ def _compare_table(
     return "\n".join(lines) + "\n"
 
 
-def _scatter(rows: list[dict[str, Any]], path: Path) -> None:
+def _scatter(rows: list[dict[str, Any]], path: Path, tolerance: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5))
-    for group, title in GROUP_TITLES.items():
+    for group, title in _titles(tolerance).items():
         g = [r for r in rows if r["group"] == group]
         if g:
             ax.scatter(
