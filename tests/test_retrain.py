@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import random
 from pathlib import Path
 
 import pytest
@@ -211,7 +212,8 @@ def test_bad_checkpoints_are_refused(trained, finished_search, tmp_path, monkeyp
     good = res.best.read_bytes()
     cases = {
         "truncated.pt": good[: len(good) // 2],
-        "garbage.pt": os.urandom(4096),
+        "garbage.pt": random.Random(0).randbytes(4096),
+        "bad-protocol.pt": b"\x80\x9a" + random.Random(1).randbytes(4094),
         "empty.pt": b"",
     }
     for name, data in cases.items():
@@ -227,6 +229,7 @@ def test_bad_checkpoints_are_refused(trained, finished_search, tmp_path, monkeyp
     expect = {
         "truncated.pt": "unreadable or truncated",
         "garbage.pt": "unreadable or truncated",
+        "bad-protocol.pt": "unreadable or truncated",
         "empty.pt": "unreadable or truncated",
         "foreign.pt": "not a vidnas checkpoint",
         "evil.pt": "refused",

@@ -78,8 +78,9 @@ def load_checkpoint(path: str | Path, kind: str | tuple[str, ...] | None = None)
     with open(path, "rb") as f:
         head = f.read(2)
     # torch.save writes a zip archive; older torch and plain pickle files start with the
-    # pickle protocol opcode. Anything else is not a checkpoint at all.
-    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
+    # PROTO opcode and a protocol of 2 to 5. Anything else is not a checkpoint at all.
+    is_pickle = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    if not zipfile.is_zipfile(path) and not is_pickle:
         what = "an empty file" if not head else "not a PyTorch checkpoint file"
         raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({what})")
     try:
