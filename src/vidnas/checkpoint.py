@@ -79,7 +79,7 @@ def load_checkpoint(path: str | Path, kind: str | tuple[str, ...] | None = None)
         head = f.read(2)
     # torch.save writes a zip archive; older torch and plain pickle files start with the
     # PROTO opcode and a protocol of 2 to 5. Anything else is not a checkpoint at all.
-    is_pickle = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    is_pickle = len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
     if not zipfile.is_zipfile(path) and not is_pickle:
         what = "an empty file" if not head else "not a PyTorch checkpoint file"
         raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({what})")

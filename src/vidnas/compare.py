@@ -236,22 +236,33 @@ def run_compare(
         cmp.train_and_test("r2plus1d", base, seed, f"s{seed}")
 
     notes: list[str] = []
-    gen = torch.Generator().manual_seed(12345)
-    try:
-        sampled = _sample_within(space, cfg, classes, target, tolerance, gen, n_random)
-    except NoSameCostArchitectures as err:  # keep every other row; say why these are missing
-        log.warning("no random rows: %s", err)
-        notes.append(f"No random rows: {err}.")
-        sampled, ws_samples = [], 0
-    for i, d in enumerate(sampled):
+
+    def same_cost(count: int, gen_seed: int, rows: str) -> list[Any] | None:
+        """Uniform samples in the searched cost band; None (and a note in the table)
+        where the band is out of reach, so every other row is kept."""
+        gen = torch.Generator().manual_seed(gen_seed)
+        try:
+            return _sample_within(space, cfg, classes, target, tolerance, gen, count)
+        except NoSameCostArchitectures as err:
+            log.warning("no %s rows: %s", rows, err)
+            notes.append(f"No {rows} rows: {err}.")
+            return None
+
+    sampled = same_cost(n_random, 12345, "random")
+    for i, d in enumerate(sampled or ()):
         for seed in seeds:
             cmp.train_and_test("random", d.spec.replace(name=f"random-{i}"), seed, f"a{i}-s{seed}")
 
-    for seed in seeds if ws_samples > 0 else ():
+    # The weight-sharing candidates come from the same band: if it was out of reach for
+    # the random rows, it is for these too.
+    for seed in seeds if ws_samples > 0 and sampled is not None else ():
         key = f"random-ws/s{seed}"
         if key in cmp.results:
             continue
         started = time.perf_counter()
+        cands = same_cost(ws_samples, 1000 + seed, f"random-ws (seed {seed})")
+        if not cands:
+            continue
         supernet, scfg, _ = load_supernet(searches[seed].run_dir)
         supernet = supernet.to(device)
         index = load_index(scfg, "train")
@@ -269,8 +280,6 @@ def run_compare(
             )
             for name, part, shuffle in (("bn", train_i, True), ("val", val_i, False))
         }
-        gen = torch.Generator().manual_seed(1000 + seed)
-        cands = _sample_within(space, cfg, classes, target, tolerance, gen, ws_samples)
         scores = [_ws_score(supernet, d, scfg, loaders, device) for d in cands]
         best = max(range(len(cands)), key=lambda k: scores[k])
         ws_seconds = time.perf_counter() - started

@@ -109,6 +109,6 @@ def init_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)
-    for m in module.modules():
+    for m in module.modules():  # a second pass: the first visits a block's BNs after it
         if isinstance(m, DilatedBlock):
             nn.init.zeros_(m.bn_t.weight)
