@@ -28,6 +28,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/pylint --disable=all --enable=cyclic-import --score=n src/vidnas
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

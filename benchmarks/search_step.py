@@ -36,9 +36,9 @@ def measure(
     import torch
 
     from vidnas.config import load_config
-    from vidnas.runtime import autocast, prepare_input, prepare_module, resolve_device
-    from vidnas.search import cost_term, search_space
-    from vidnas.supernet import Supernet
+    from vidnas.engine.runtime import autocast, prepare_input, prepare_module, resolve_device
+    from vidnas.nas.search import cost_term, search_space
+    from vidnas.nas.supernet import Supernet
 
     cfg = load_config(
         preset,

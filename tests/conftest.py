@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidnas.checkpoint import load_checkpoint
 from vidnas.config import load_config
-from vidnas.space import SearchSpace
+from vidnas.engine.checkpoint import load_checkpoint
+from vidnas.models.space import SearchSpace
 
 torch.set_num_threads(2)
 
@@ -43,9 +43,7 @@ def tiny(data_root: Path, *overrides: str):
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     """``vidnas ARGS`` in a fresh interpreter, output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "vidnas.cli", *args], capture_output=True, text=True
-    )
+    return subprocess.run([sys.executable, "-m", "vidnas", *args], capture_output=True, text=True)
 
 
 def kill_mid_epoch(
@@ -55,7 +53,7 @@ def kill_mid_epoch(
     checkpoint of an epoch after the first. Returns ((epoch, step) killed at, or
     None if it never got there), the exit code and stderr."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vidnas.cli", *args],
+        [sys.executable, "-m", "vidnas", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -78,7 +76,7 @@ def kill_mid_epoch(
 
 @pytest.fixture(scope="session")
 def finished_search(tmp_path_factory, data_root):
-    from vidnas.search import run_search
+    from vidnas.nas.search import run_search
 
     out = tmp_path_factory.mktemp("runs") / "search"
     return out, run_search(tiny(data_root), out=out, progress=False)
@@ -87,7 +85,7 @@ def finished_search(tmp_path_factory, data_root):
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, data_root, finished_search):
     """The searched architecture retrained from the supernet's weights."""
-    from vidnas.train import run_train
+    from vidnas.apps.train import run_train
 
     search_dir, _ = finished_search
     out = tmp_path_factory.mktemp("runs") / "train"

@@ -12,10 +12,12 @@ never silently falls back to a default.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
 import typing
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,9 +26,17 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from vidnas.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown, or of the wrong type or range."""
+__all__ = [
+    "PRESETS",
+    "Config",
+    "ConfigError",
+    "config_from_dict",
+    "dump_config",
+    "load_config",
+    "with_overrides",
+]
 
 
 # --------------------------------------------------------------------------- sections
@@ -55,7 +65,7 @@ def _paper_stages() -> list[StageSpace]:
 
 @dataclass
 class SpaceConfig:
-    """The search space as data (DESIGN section 1). Widths are multiplied by
+    """The search space as data (docs/design.md, "The search space"). Widths are multiplied by
     ``width_multiplier`` and rounded; ``ops`` are ``dil<d>`` (the basic operation
     with temporal dilation d) and ``skip``."""
 
@@ -84,7 +94,7 @@ class SynthConfig:
 
 @dataclass
 class DataConfig:
-    """Where the videos are and how clips are cut from them (DESIGN sections 4-5)."""
+    """Where the videos are and how clips are cut from them (docs/design.md, "Data")."""
 
     format: Literal["synthetic", "ucf101", "kinetics", "folder", "list"] = "synthetic"
     root: str = "data/synthetic"
@@ -133,10 +143,10 @@ class SearchConfig:
     cost_base: float = 10.0
     # If set, the cost term pulls the expected GMACs towards this budget instead.
     budget_gmacs: float | None = None
-    # Which dimensions are searched (paper Table 6); the rest are fixed.
-    channels: bool = True
-    ops: bool = True
-    depth: bool = True
+    # Which dimensions are searched (paper Table 6); the rest are fixed (docs/design.md).
+    dimensions: list[Literal["channels", "ops", "depth"]] = field(
+        default_factory=lambda: ["channels", "ops", "depth"]
+    )
     grad_clip: float | None = 5.0
     checkpoint_every: int = 50
     eval_batches: int | None = None
@@ -358,18 +368,6 @@ def _check_range(cfg: Config) -> None:
     need(d.sampling_rate > 0, "data.sampling_rate", "must be > 0")
     need(d.num_workers >= 0, "data.num_workers", "must be >= 0")
     need(d.decode_threads is None or d.decode_threads >= 0, "data.decode_threads", "must be >= 0")
-    from vidnas.data.synth import CLASS_NAMES
-
-    sy = d.synth
-    need(
-        2 <= sy.classes <= len(CLASS_NAMES),
-        "data.synth.classes",
-        f"the synthetic dataset has 2 to {len(CLASS_NAMES)} classes",
-    )
-    need(sy.per_class >= 2, "data.synth.per_class", "must be >= 2 (a train and a test group)")
-    need(sy.frames >= 2, "data.synth.frames", "must be >= 2")
-    need(sy.size >= 16, "data.synth.size", "must be >= 16 pixels")
-    need(sy.fps >= 1, "data.synth.fps", "must be >= 1")
     need(d.ucf_split in (1, 2, 3), "data.ucf_split", "UCF101 has splits 1, 2 and 3")
     need(all(v > 0 for v in d.std), "data.std", "must be > 0")
     need(
@@ -388,10 +386,13 @@ def _check_range(cfg: Config) -> None:
     need(cfg.test.clips > 0, "test.clips", "must be > 0")
     need(cfg.test.crops in (1, 3), "test.crops", "must be 1 (centre) or 3")
     need(cfg.runtime.threads is None or cfg.runtime.threads > 0, "runtime.threads", "must be > 0")
-    # The space is checked by vidnas.space, which knows what makes one valid.
-    from vidnas.space import SearchSpace
-
-    SearchSpace.from_config(cfg.space).check_input(cfg.input)
+    need(bool(s.dimensions), "search.dimensions", "search at least one of channels, ops, depth")
+    need(
+        len(set(s.dimensions)) == len(s.dimensions), "search.dimensions", "lists a dimension twice"
+    )
+    # What makes a search space valid (op names, widths, strides against the input) is
+    # checked by vidnas.models.space, and the synthetic dataset's settings by
+    # vidnas.data.synth, when they are built: this module imports no other.
 
 
 # --------------------------------------------------------------------------- loading
@@ -492,19 +493,66 @@ def _index(part: str, seq: list, where: str) -> int:
     return int(part)
 
 
+# Renamed keys, so that a config file, run directory or checkpoint written before the
+# rename still loads (with a warning that names the new key). ``search.channels``,
+# ``search.ops`` and ``search.depth`` were booleans; ``search.ops`` read like
+# ``space.ops`` (the op names), so they became one list, ``search.dimensions``.
+_DIMENSIONS = ("channels", "ops", "depth")
+
+
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    search = data.get("search")
+    if not isinstance(search, dict):
+        return data
+    for dim in _DIMENSIONS:
+        if dim not in search:
+            continue
+        on = search.pop(dim)
+        if not isinstance(on, bool):
+            _fail(f"search.{dim}", "a boolean (true/false)", on)
+        warnings.warn(
+            f"config key 'search.{dim}' is deprecated; list the searched dimensions in "
+            f"search.dimensions instead (e.g. search.dimensions=[channels,ops,depth])",
+            FutureWarning,
+            stacklevel=4,
+        )
+        current = search.get("dimensions", list(_DIMENSIONS))
+        if not isinstance(current, list):
+            _fail("search.dimensions", "a list of channels, ops, depth", current)
+        chosen = {d for d in current if d != dim} | ({dim} if on else set())
+        search["dimensions"] = [d for d in _DIMENSIONS if d in chosen]
+    return data
+
+
+def config_from_dict(data: Mapping[str, Any], validate: bool = True) -> Config:
+    """A :class:`Config` from its plain (YAML/JSON) form, as saved in run directories
+    and checkpoints; renamed keys are read with a warning."""
+    cfg = from_dict(Config, _upgrade(copy.deepcopy(dict(data))))
+    if validate:
+        cfg.validate()
+    return cfg
+
+
 def load_config(
     source: str | Path | None = None, overrides: Sequence[str] = (), validate: bool = True
 ) -> Config:
     """The resolved :class:`Config` from a preset name or YAML path plus overrides."""
     data = to_dict(Config())
     if source is not None:
-        data = merge(data, _layer(source))
+        data = merge(data, _upgrade(_layer(source)))
     for assignment in overrides:
         apply_override(data, assignment)
-    cfg = from_dict(Config, data)
-    if validate:
-        cfg.validate()
-    return cfg
+    return config_from_dict(data, validate)
+
+
+def with_overrides(cfg: Config, *overrides: str) -> Config:
+    """A copy of ``cfg`` with ``key=value`` overrides applied and validated; ``cfg`` is
+    unchanged. The one way to make a variant of a config (another seed, another
+    searched dimension)."""
+    data = to_dict(cfg)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return config_from_dict(data)
 
 
 def dump_config(cfg: Config) -> str:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import shutil
 
-from vidnas.cli import main
+from vidnas.apps.cli import main
 from vidnas.config import load_config
 from vidnas.data.check import check_dataset
 

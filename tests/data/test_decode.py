@@ -8,7 +8,7 @@ import pytest
 from datahelpers import ASSETS, make_broken_files, sequential_frames, write_video
 
 from vidnas.data.decode import VideoReader, probe, read_frames
-from vidnas.data.errors import DataError, VideoError
+from vidnas.errors import DataError, VideoError
 
 
 def _check_random_clips(path, reference, clips=12, length=16, seed=0):

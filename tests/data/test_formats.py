@@ -8,8 +8,8 @@ import pytest
 from datahelpers import write_video
 
 from vidnas.config import load_config
-from vidnas.data.errors import DataError
-from vidnas.data.index import load_index
+from vidnas.data import load_index
+from vidnas.errors import DataError
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ from collections import Counter
 import pytest
 
 from vidnas.config import load_config
-from vidnas.data.errors import DataError
 from vidnas.data.index import VideoIndex, VideoRecord
 from vidnas.data.split import holdout_split, search_split, stratified_split
+from vidnas.errors import DataError
 
 
 def _index(per_class: list[int]) -> VideoIndex:

@@ -12,12 +12,13 @@ scans a dataset for unreadable files.
 from vidnas.data.check import check_dataset, check_video
 from vidnas.data.datasets import ClipDataset, MultiViewDataset, video_views
 from vidnas.data.decode import VideoInfo, VideoReader, probe, read_frames
-from vidnas.data.errors import DataError, VideoError
-from vidnas.data.index import VideoIndex, VideoRecord, load_index
+from vidnas.data.formats import load_index
+from vidnas.data.index import VideoIndex, VideoRecord
 from vidnas.data.loader import BadVideoLog, ClipLoader, Collate, make_loader
 from vidnas.data.split import holdout_split, search_split
 from vidnas.data.synth import CLASS_NAMES, write_synthetic
 from vidnas.data.transforms import ClipTransform
+from vidnas.errors import DataError, VideoError
 
 __all__ = [
     "CLASS_NAMES",

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from vidnas.config import Config
 from vidnas.data.decode import VideoReader
-from vidnas.data.errors import DataError, VideoError
-from vidnas.data.index import Split, VideoIndex, load_index
+from vidnas.data.formats import load_index
+from vidnas.data.index import Split, VideoIndex
+from vidnas.errors import DataError, VideoError
 
 
 def check_video(path: str) -> str | None:

@@ -26,11 +26,11 @@ import torch
 
 from vidnas.config import Config
 from vidnas.data.decode import VideoReader
-from vidnas.data.errors import DataError, VideoError
 from vidnas.data.index import VideoIndex
 from vidnas.data.sampling import generator, train_clip, uniform_clips
 from vidnas.data.transforms import ClipTransform, eval_clip, multi_crops
 from vidnas.data.transforms import train_clip as train_transform
+from vidnas.errors import DataError, VideoError
 
 log = logging.getLogger("vidnas.data")
 

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
 
-from vidnas.data.errors import VideoError
+from vidnas.errors import VideoError
 
 log = logging.getLogger("vidnas.data")
 

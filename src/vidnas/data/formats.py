@@ -35,12 +35,14 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from vidnas.config import Config, DataConfig
 from vidnas.data.decode import VIDEO_EXTENSIONS
-from vidnas.data.errors import DataError
-from vidnas.data.index import Split, VideoIndex, VideoRecord, relative_to_root
+from vidnas.data.index import Split, VideoIndex, VideoRecord, relative_to_root, report_missing
+from vidnas.data.synth import ensure_synthetic
+from vidnas.errors import DataError
 
 
 def _read_lines(path: Path, key: str) -> list[str]:
@@ -330,3 +332,44 @@ def read_list(
         else:
             missing.append(relative_to_root(p, root))
     return VideoIndex(records, classes, missing, str(root))
+
+
+# --------------------------------------------------------------------------- by name
+
+
+def _synthetic(d: DataConfig, root: Path, split: Split) -> VideoIndex:
+    ensure_synthetic(root, d.synth)  # generated on first use
+    return read_ucf101(root, split, d.ucf_split, None)
+
+
+# data.format -> reader of one split of that layout.
+READERS: dict[str, Callable[[DataConfig, Path, Split], VideoIndex]] = {
+    "synthetic": _synthetic,
+    "ucf101": lambda d, root, split: read_ucf101(root, split, d.ucf_split, d.annotations),
+    "kinetics": lambda d, root, split: read_kinetics(
+        root, split, d.annotations, d.test_annotations
+    ),
+    "folder": lambda d, root, split: read_folder(root, split),
+    "list": lambda d, root, split: read_list(root, split, d.annotations, d.test_annotations),
+}
+
+
+def load_index(cfg: Config, split: Split) -> VideoIndex:
+    """The videos of ``split`` ("train" or "test") of the dataset ``cfg.data`` describes.
+
+    The synthetic dataset is generated at ``data.root`` first if it is not there.
+    Raises :class:`DataError` naming the path or key when the dataset cannot be
+    read or lists no video that exists.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    d = cfg.data
+    root = Path(d.root).expanduser()
+    if d.format not in READERS:  # the config's Literal type makes this unreachable from a file
+        raise DataError(f"data.format: unknown format {d.format!r}")
+    index = READERS[d.format](d, root, split)
+    report_missing(index.missing, f"{d.format} {split} split at {root}")
+    if not index.records:
+        why = f" ({len(index.missing)} listed, none on disk)" if index.missing else ""
+        raise DataError(f"{root}: the {d.format} {split} split has no videos{why}")
+    return index

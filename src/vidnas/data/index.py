@@ -1,4 +1,5 @@
-"""The list of videos of one split: what every dataset format is read into.
+"""The list of videos of one split: what every dataset format is read into
+(:mod:`vidnas.data.formats` reads them).
 
 A :class:`VideoIndex` is plain data (paths, integer labels, class names), so
 splitting, saving and checking a dataset never touch a video. Paths are kept
@@ -14,9 +15,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-
-from vidnas.config import Config
-from vidnas.data.errors import DataError
 
 log = logging.getLogger("vidnas.data")
 
@@ -72,38 +70,3 @@ def report_missing(missing: list[str], where: str) -> None:
         return
     shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
     log.warning("%s: %d listed videos are not on disk (skipped): %s", where, len(missing), shown)
-
-
-def load_index(cfg: Config, split: Split) -> VideoIndex:
-    """The videos of ``split`` ("train" or "test") of the dataset ``cfg.data`` describes.
-
-    The synthetic dataset is generated at ``data.root`` first if it is not there.
-    Raises :class:`DataError` naming the path or key when the dataset cannot be
-    read or lists no video that exists.
-    """
-    from vidnas.data import formats
-
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    d = cfg.data
-    root = Path(d.root).expanduser()
-    if d.format == "synthetic":
-        from vidnas.data.synth import ensure_synthetic
-
-        ensure_synthetic(root, d.synth)
-        index = formats.read_ucf101(root, split, d.ucf_split, None)
-    elif d.format == "ucf101":
-        index = formats.read_ucf101(root, split, d.ucf_split, d.annotations)
-    elif d.format == "kinetics":
-        index = formats.read_kinetics(root, split, d.annotations, d.test_annotations)
-    elif d.format == "folder":
-        index = formats.read_folder(root, split)
-    elif d.format == "list":
-        index = formats.read_list(root, split, d.annotations, d.test_annotations)
-    else:  # the config's Literal type makes this unreachable from a loaded config
-        raise DataError(f"data.format: unknown format {d.format!r}")
-    report_missing(index.missing, f"{d.format} {split} split at {root}")
-    if not index.records:
-        why = f" ({len(index.missing)} listed, none on disk)" if index.missing else ""
-        raise DataError(f"{root}: the {d.format} {split} split has no videos{why}")
-    return index

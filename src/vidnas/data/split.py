@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from vidnas.checkpoint import atomic_write_text
 from vidnas.config import Config
-from vidnas.data.errors import DataError
 from vidnas.data.index import VideoIndex, VideoRecord
 from vidnas.data.sampling import generator
+from vidnas.engine.checkpoint import atomic_write_text
+from vidnas.errors import DataError
 
 FORMAT = "vidnas-split/1"
 SEARCH_PARTS = ("train", "validate", "inference")

@@ -65,8 +65,8 @@ import av
 import numpy as np
 
 from vidnas.config import SynthConfig
-from vidnas.data.errors import DataError
 from vidnas.data.sampling import derive_seed
+from vidnas.errors import ConfigError, DataError
 
 log = logging.getLogger("vidnas.data")
 
@@ -230,7 +230,7 @@ def write_synthetic(out: Path, synth: SynthConfig) -> Path:
     same dataset this does nothing.
     """
     out = Path(out)
-    _check_synth(synth)
+    check_synth_config(synth)
     if _existing(out, synth):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -251,6 +251,7 @@ def write_synthetic(out: Path, synth: SynthConfig) -> Path:
 
 def ensure_synthetic(root: Path, synth: SynthConfig) -> Path:
     """``root`` holding the dataset ``synth`` describes, generated if absent."""
+    check_synth_config(synth)
     if not _existing(root, synth):
         log.info("generating the synthetic dataset at %s (%s)", root, _settings(synth))
         write_synthetic(root, synth)
@@ -283,13 +284,22 @@ def _existing(out: Path, synth: SynthConfig) -> bool:
     return True
 
 
-def _check_synth(synth: SynthConfig) -> None:
-    if not 2 <= synth.classes <= len(CLASS_NAMES):
-        raise DataError(f"data.synth.classes: must be in 2..{len(CLASS_NAMES)}")
-    if synth.per_class < 2:
-        raise DataError("data.synth.per_class: must be >= 2 (one train and one test group)")
-    if synth.frames < 2 or synth.size < 16 or synth.fps < 1:
-        raise DataError("data.synth: needs frames >= 2, size >= 16 and fps >= 1")
+def check_synth_config(synth: SynthConfig) -> None:
+    """Refuse settings that cannot make a dataset, naming the ``data.synth`` key."""
+
+    def need(ok: bool, key: str, msg: str) -> None:
+        if not ok:
+            raise ConfigError(f"data.synth.{key}: {msg}")
+
+    need(
+        2 <= synth.classes <= len(CLASS_NAMES),
+        "classes",
+        f"the synthetic dataset has 2 to {len(CLASS_NAMES)} classes",
+    )
+    need(synth.per_class >= 2, "per_class", "must be >= 2 (a train and a test group)")
+    need(synth.frames >= 2, "frames", "must be >= 2")
+    need(synth.size >= 16, "size", "must be >= 16 pixels")
+    need(synth.fps >= 1, "fps", "must be >= 1")
 
 
 def _generate(out: Path, synth: SynthConfig) -> None:

@@ -1,0 +1,218 @@
+"""Multi-view testing, the way the field reports video results (paper section 4.2).
+
+Every test video is cut into ``clips`` temporal clips spread uniformly over it
+x ``crops`` spatial crops of the short-side-scaled frames (the paper: 10 x 3 =
+30 views); the prediction is the mean of the views' softmax. Reported: top-1,
+top-5, mean class accuracy, videos tested and skipped, GMACs per view x views,
+parameters. For UCF101 the field reports the mean over its three official
+splits: :func:`mean_over_splits` runs one checkpoint per split.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from vidnas.config import Config, with_overrides
+from vidnas.data import BadVideoLog, MultiViewDataset, load_index, make_loader
+from vidnas.engine.checkpoint import atomic_write_text
+from vidnas.engine.runtime import (
+    autocast,
+    prepare_input,
+    prepare_module,
+    resolve_device,
+    setup_threads,
+)
+from vidnas.errors import ConfigError, DataError
+from vidnas.models.cost import network_cost
+from vidnas.models.model_file import TrainedModel, load_trained
+from vidnas.report.plots import plot_confusion
+
+log = logging.getLogger("vidnas.evaluate")
+
+
+@dataclass
+class TestResult:
+    metrics: dict[str, Any]
+    out_dir: Path
+
+
+def parse_views(text: str) -> tuple[int, int]:
+    """``10x3`` -> (10 clips, 3 crops)."""
+    try:
+        clips, crops = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--views: expected CLIPSxCROPS such as 10x3, got {text!r}") from None
+    if clips < 1 or crops not in (1, 3):
+        raise ConfigError(f"--views: need at least 1 clip and 1 or 3 crops, got {text!r}")
+    return clips, crops
+
+
+def test_config(tm: TrainedModel, overrides: Sequence[str] = ()) -> Config:
+    """The checkpoint's own config with data overrides (``data.root=...``); the input
+    shape belongs to the network and cannot change."""
+    cfg = with_overrides(tm.config, *overrides)
+    if tuple(cfg.input) != tuple(tm.spec.input):
+        raise ConfigError(f"input: this network takes {tm.spec.input}; it cannot be changed")
+    return cfg
+
+
+def _default_out(ckpt: Path) -> Path:
+    if ckpt.parent.name == "checkpoints":
+        return ckpt.parent.parent / f"test-{ckpt.stem}"
+    return ckpt.parent / f"test-{ckpt.stem}"
+
+
+@torch.no_grad()
+def run_test(
+    ckpt: str | Path,
+    views: tuple[int, int] | None = None,
+    overrides: Sequence[str] = (),
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> TestResult:
+    """Test a train checkpoint on its dataset's test list (or the data overrides')."""
+    ckpt = Path(ckpt)
+    tm = load_trained(ckpt)
+    cfg = test_config(tm, overrides)
+    clips, crops = views or (cfg.test.clips, cfg.test.crops)
+    setup_threads(cfg.runtime)
+    device = resolve_device(cfg.runtime)
+    index = load_index(cfg, "test")
+    if list(index.classes) != tm.classes:
+        raise DataError(
+            f"the test data has classes {index.classes[:5]}... but the checkpoint was trained "
+            f"on {tm.classes[:5]}...; point data.root/data.format at the matching dataset"
+        )
+    net = prepare_module(tm.net, cfg.runtime, device).eval()
+    ds = MultiViewDataset(index, cfg, clips, crops)
+    loader = make_loader(
+        ds,
+        1,
+        shuffle=False,
+        seed=cfg.seed,
+        epoch=0,
+        num_workers=cfg.data.num_workers,
+        drop_last=False,
+    )
+    bad = BadVideoLog()
+    n_cls = len(tm.classes)
+    confusion = [[0] * n_cls for _ in range(n_cls)]
+    rows, top1, top5 = [], 0, 0
+    view_batch = max(1, cfg.test.batch_size)
+    for batch in tqdm(
+        loader,
+        total=len(loader),
+        disable=not progress,
+        desc="test",
+        dynamic_ncols=True,
+        leave=False,
+    ):
+        bad.update(batch["failed"])
+        for clip, label, idx in zip(batch["clip"], batch["label"], batch["index"]):
+            x = clip.reshape(-1, *clip.shape[-4:])  # [V, 3, T, H, W]
+            probs = []
+            for chunk in x.split(view_batch):
+                with autocast(cfg.runtime, device):
+                    logits = net(prepare_input(chunk, cfg.runtime, device))
+                probs.append(logits.float().softmax(-1).cpu())
+            p = torch.cat(probs).mean(0)
+            top = p.topk(min(5, n_cls)).indices.tolist()
+            y = int(label)
+            top1 += top[0] == y
+            top5 += y in top
+            confusion[y][top[0]] += 1
+            rec = index.records[int(idx)]
+            rows.append(
+                (
+                    rec.path,
+                    tm.classes[y],
+                    tm.classes[top[0]],
+                    float(p[top[0]]),
+                    ";".join(tm.classes[k] for k in top),
+                )
+            )
+    tested = len(rows)
+    if tested == 0:
+        raise DataError("no test video could be read; see the messages above")
+    per_class = [confusion[c][c] / sum(confusion[c]) for c in range(n_cls) if sum(confusion[c])]
+    cost = network_cost(tm.spec)
+    metrics = {
+        "checkpoint": str(ckpt),
+        "dataset": f"{cfg.data.format}:{cfg.data.root}"
+        + (f" split {cfg.data.ucf_split}" if cfg.data.format in ("ucf101", "synthetic") else ""),
+        "top1": top1 / tested,
+        "top5": top5 / tested,
+        "mean_class_acc": sum(per_class) / len(per_class),
+        "videos_tested": tested,
+        "videos_skipped": bad.count,
+        "views": clips * crops,
+        "clips": clips,
+        "crops": crops,
+        "gmacs_per_view": cost.macs / 1e9,
+        "gmacs_x_views": f"{cost.macs / 1e9:.4f} x {clips * crops}",
+        "params": cost.params,
+        "input": list(tm.spec.input),
+    }
+    out_dir = Path(out) if out else _default_out(ckpt)
+    _write(out_dir, metrics, rows, confusion, tm.classes)
+    return TestResult(metrics, out_dir)
+
+
+def _write(
+    out: Path,
+    metrics: dict[str, Any],
+    rows: list[tuple],
+    confusion: list[list[int]],
+    classes: list[str],
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "test_metrics.json", json.dumps(metrics, indent=2) + "\n")
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "label", "prediction", "probability", "top5"])
+    w.writerows(rows)
+    atomic_write_text(out / "predictions.csv", buf.getvalue())
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["true \\ predicted", *classes])
+    for name, row in zip(classes, confusion):
+        w.writerow([name, *row])
+    atomic_write_text(out / "confusion.csv", buf.getvalue())
+    plot_confusion(confusion, classes, out / "confusion.png")
+
+
+def format_metrics(m: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"checkpoint       {m['checkpoint']}",
+            f"data             {m['dataset']}",
+            f"top-1            {100 * m['top1']:.2f}",
+            f"top-5            {100 * m['top5']:.2f}",
+            f"mean class acc   {100 * m['mean_class_acc']:.2f}",
+            f"videos           {m['videos_tested']} tested, {m['videos_skipped']} skipped",
+            f"GMACs x views    {m['gmacs_x_views']} ({m['clips']} clips x {m['crops']} crops, "
+            f"input {'x'.join(map(str, m['input']))})",
+            f"parameters       {m['params'] / 1e6:.3f} M",
+        ]
+    )
+
+
+def mean_over_splits(results: Sequence[TestResult]) -> dict[str, float]:
+    """The mean of top-1/top-5 over several checkpoint/split pairs (UCF101's protocol)."""
+    n = len(results)
+    return {
+        "pairs": n,
+        "top1": sum(r.metrics["top1"] for r in results) / n,
+        "top5": sum(r.metrics["top5"] for r in results) / n,
+        "mean_class_acc": sum(r.metrics["mean_class_acc"] for r in results) / n,
+    }

@@ -1,0 +1,420 @@
+"""Retraining a derived or built-in network (appendix A.1, docs/design.md "Retraining").
+
+SGD with momentum 0.9, weight decay 4e-5 and a cosine learning rate from 0.1
+to 1e-4, dropout 0.5 before the classifier, the paper's clip sampling and
+augmentation; all in ``cfg.train`` and ``cfg.data``. The paper retrains on the
+whole training list and reports on the official test list; to pick the best
+epoch without looking at the test list, ``train.holdout`` (default 0.1) keeps
+a stratified part of the training list for per-epoch validation
+(``train.holdout=0`` validates on the test list, as PySlowFast and MMAction2 do).
+
+``init_from`` starts from the supernet's weights of the derived path (the
+paper's "weight information"); since those BatchNorm statistics were gathered
+on mixtures of paths, they are re-estimated for the derived network before it
+is first evaluated.
+
+Checkpoints follow the search's contract (one object, atomic, exact resume)
+and are self-describing (:mod:`vidnas.models.model_file`): ``checkpoints/last.pt`` every
+``train.checkpoint_every`` steps and each epoch, ``checkpoints/best.pt`` at
+the best validation accuracy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from vidnas.config import Config
+from vidnas.data import BadVideoLog, ClipDataset, holdout_split, load_index, make_loader
+from vidnas.engine.checkpoint import save_checkpoint
+from vidnas.engine.rundir import RunDir, open_run
+from vidnas.engine.runtime import (
+    cosine_lr,
+    prepare_module,
+    resolve_device,
+    rng_state,
+    set_rng_state,
+    setup_threads,
+)
+from vidnas.engine.steps import (
+    check_finite,
+    evaluate_single_view,
+    recalibrate_bn,
+    weight_step,
+)
+from vidnas.errors import ConfigError, DataError, RunError
+from vidnas.models.archs import resolve_arch
+from vidnas.models.cost import network_cost
+from vidnas.models.model_file import KIND, model_payload
+from vidnas.models.network import VidNet, build_network
+from vidnas.models.space import SearchSpace
+from vidnas.models.spec import ArchSpec
+from vidnas.nas.derive import derive_from
+from vidnas.nas.search import load_supernet
+from vidnas.nas.supernet import inherit_weights
+from vidnas.report import plots
+from vidnas.report.markdown import write_train_report
+
+log = logging.getLogger("vidnas.train")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best: Path
+    last: Path
+    history: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+def resolve_train_arch(arch: str | Path | ArchSpec, cfg: Config, num_classes: int) -> ArchSpec:
+    """The spec to train: a built-in, an arch.json or a spec, set to the config's input
+    shape and the dataset's classes (its layers stay as they are)."""
+    if isinstance(arch, ArchSpec):
+        spec = arch
+    else:
+        spec = resolve_arch(arch, SearchSpace.from_config(cfg.space))
+    if spec.input != tuple(cfg.input):
+        log.info(
+            "training %s at input %s (the spec says %s)",
+            spec.name or arch,
+            "x".join(map(str, cfg.input)),
+            "x".join(map(str, spec.input)),
+        )
+    return spec.replace(input=tuple(cfg.input), num_classes=num_classes)
+
+
+def inherit_from_search(net: VidNet, search_run: str | Path) -> dict[str, Any]:
+    """Copy the weights of the path that ``search_run`` derives into ``net``.
+
+    The network must be the one that run derives (same stem, widths, strides and
+    ops; its input size may differ, since conv weights do not depend on it). With a
+    different class count the classifier keeps its fresh initialisation.
+    """
+    run = RunDir(search_run)
+    supernet, _, _ = load_supernet(run.path)
+    d = derive_from(supernet)
+    mine, theirs = net.spec, d.spec
+    if (mine.stem_width, mine.stem_stride, mine.stages) != (
+        theirs.stem_width,
+        theirs.stem_stride,
+        theirs.stages,
+    ):
+        raise ConfigError(
+            f"--init-from {run.path}: the architecture to train differs from the one that "
+            "search derives; train its arch.json"
+        )
+    same_classes = mine.num_classes == theirs.num_classes
+    inherit_weights(net, supernet, d.path, d.layers, classifier=same_classes)
+    if not same_classes:
+        log.info(
+            "the search had %d classes, this dataset %d: the classifier starts fresh",
+            theirs.num_classes,
+            mine.num_classes,
+        )
+    return {"search_run": str(run.path), "path": list(d.path), "classifier": same_classes}
+
+
+class TrainLoop:
+    def __init__(
+        self, cfg: Config, run: RunDir, spec: ArchSpec | str | Path, progress: bool = True
+    ) -> None:
+        self.cfg, self.run, self.progress = cfg, run, progress
+        setup_threads(cfg.runtime)
+        self.device = resolve_device(cfg.runtime)
+        index = load_index(cfg, "train")
+        self.classes = list(index.classes)
+        t = cfg.train
+        if t.holdout > 0:
+            train_idx, val_idx = holdout_split(index, t.holdout, cfg.seed, run.split_path)
+            self.val_source = f"holdout {t.holdout:g} of the training list"
+        else:
+            train_idx, val_idx = index, load_index(cfg, "test")
+            self.val_source = "the test list"
+        self.train_set, self.val_set = train_idx, val_idx
+        self.data = {
+            "train": ClipDataset(train_idx, cfg, "train"),
+            "train_eval": ClipDataset(train_idx, cfg, "eval"),
+            "val": ClipDataset(val_idx, cfg, "eval"),
+        }
+        self.spec = resolve_train_arch(spec, cfg, len(self.classes))
+        torch.manual_seed(cfg.seed)
+        self.net = prepare_module(build_network(self.spec, t.dropout), cfg.runtime, self.device)
+        self.params = list(self.net.parameters())
+        self.opt = torch.optim.SGD(
+            self.params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
+        )
+        self.steps_per_epoch = len(self._loader("train", 0))
+        if self.steps_per_epoch == 0:
+            raise DataError(
+                f"the {len(train_idx.records)} training videos are fewer than one batch "
+                f"(train.batch_size={t.batch_size})"
+            )
+        self.total_steps = self.steps_per_epoch * t.epochs
+        self.bad = BadVideoLog()
+        self.epoch, self.step = 0, 0
+        self.sums = {"loss": 0.0, "correct": 0, "count": 0}
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"val_acc": -1.0, "epoch": 0}
+        self.elapsed = 0.0
+        self.done = False
+        self.init: dict[str, Any] = {}
+        self.writer: Any = None
+        cost = network_cost(self.spec)
+        self.gmacs, self.n_params = cost.macs / 1e9, cost.params
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def best_path(self) -> Path:
+        return self.run.best_checkpoint
+
+    def _metrics(self) -> dict[str, Any]:
+        last = self.history[-1] if self.history else {}
+        return {
+            "epoch": self.epoch,
+            "val_acc": last.get("val_acc"),
+            "val_loss": last.get("val_loss"),
+            "best_val_acc": self.best["val_acc"],
+            "best_epoch": self.best["epoch"],
+            "val_source": self.val_source,
+            "gmacs": self.gmacs,
+            "params": self.n_params,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **model_payload(self.net, self.classes, self.cfg, self._metrics()),
+            "opt": self.opt.state_dict(),
+            "rng": rng_state(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "sums": dict(self.sums),
+            "history": self.history,
+            "best": dict(self.best),
+            "bad_videos": self.bad.state_dict(),
+            "elapsed": self.elapsed,
+            "done": self.done,
+            "init": self.init,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["classes"] != self.classes:
+            raise RunError("the dataset's classes changed since this run started")
+        self.net.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        set_rng_state(state["rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.sums = dict(state["sums"])
+        self.history = list(state["history"])
+        self.best = dict(state["best"])
+        self.bad.load_state_dict(state["bad_videos"])
+        self.elapsed, self.done, self.init = state["elapsed"], state["done"], dict(state["init"])
+
+    def save(self) -> None:
+        save_checkpoint(self.run.last_checkpoint, self.state_dict(), kind=KIND)
+
+    # ------------------------------------------------------------------ loop
+
+    def _loader(self, name: str, epoch: int, start: int = 0) -> Any:
+        return make_loader(
+            self.data[name],
+            self.cfg.train.batch_size,
+            shuffle=name == "train",
+            seed=self.cfg.seed,
+            epoch=epoch,
+            start_batch=start,
+            num_workers=self.cfg.data.num_workers,
+            drop_last=name == "train",
+        )
+
+    def _validate(self) -> dict[str, float]:
+        return evaluate_single_view(
+            self.net,
+            self._loader("val", 0),
+            self.device,
+            self.cfg.runtime,
+            on_batch=lambda b: self.bad.update(b["failed"]),
+        )
+
+    def initialise(self, init_from: str | Path | None) -> None:
+        """Fresh run: optionally inherit the search's weights, then the first checkpoint."""
+        self.spec.save(self.run.arch_path)
+        if init_from is not None:
+            started = time.perf_counter()
+            self.init = inherit_from_search(self.net, init_from)
+            self.init["bn_clips"] = recalibrate_bn(
+                self.net,
+                self._loader("train_eval", 0),
+                self.device,
+                self.cfg.runtime,
+                self.cfg.train.bn_recalibration_batches,
+            )
+            res = self._validate()
+            self.init.update(val_acc=res["acc"], val_loss=res["loss"])
+            self.elapsed += time.perf_counter() - started
+            log.info("inherited the search's weights: val top-1 %.3f before retraining", res["acc"])
+        self.save()
+
+    def run_epoch(self) -> None:
+        cfg, t, e = self.cfg, self.cfg.train, self.epoch
+        started = time.perf_counter()
+        loader = self._loader("train", e, self.step)
+        self.net.train()
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=self.step,
+            disable=not self.progress,
+            desc=f"epoch {e + 1}/{t.epochs}",
+            leave=False,
+            dynamic_ncols=True,
+        )
+        lr = cosine_lr(e * self.steps_per_epoch + self.step, self.total_steps, t.lr, t.lr_min)
+        try:
+            for batch in loader:
+                self.bad.update(batch["failed"])
+                lr = cosine_lr(
+                    e * self.steps_per_epoch + self.step, self.total_steps, t.lr, t.lr_min
+                )
+                check = lambda loss: check_finite(  # noqa: E731
+                    loss, "training", self.epoch, self.step, self.run.last_checkpoint
+                )
+                loss, correct, n = weight_step(
+                    self.net,
+                    self.params,
+                    self.opt,
+                    batch,
+                    self.device,
+                    cfg.runtime,
+                    lr,
+                    t.grad_clip,
+                    check,
+                )
+                self.sums["loss"] += loss
+                self.sums["correct"] += correct
+                self.sums["count"] += n
+                self.step += 1
+                bar.update(1)
+                c = max(self.sums["count"], 1)
+                bar.set_postfix(
+                    loss=f"{self.sums['loss'] / c:.3f}",
+                    acc=f"{self.sums['correct'] / c:.3f}",
+                    lr=f"{lr:.2e}",
+                )
+                if self.step % t.checkpoint_every == 0 and self.step < len(loader):
+                    self.elapsed += time.perf_counter() - started
+                    started = time.perf_counter()
+                    self.save()
+        finally:
+            bar.close()
+        res = self._validate()
+        c = max(self.sums["count"], 1)
+        self.elapsed += time.perf_counter() - started
+        row = {
+            "epoch": e + 1,
+            "lr": lr,
+            "train_loss": self.sums["loss"] / c,
+            "train_acc": self.sums["correct"] / c,
+            "val_loss": res["loss"],
+            "val_acc": res["acc"],
+            "bad_videos": self.bad.count,
+            "time_s": round(self.elapsed, 2),
+        }
+        self.history.append(row)
+        self.epoch, self.step = e + 1, 0
+        self.sums = {"loss": 0.0, "correct": 0, "count": 0}
+        improved = res["acc"] > self.best["val_acc"]
+        if improved:
+            self.best = {"val_acc": res["acc"], "epoch": e + 1}
+        self.done = self.epoch >= t.epochs
+        self.save()
+        if improved:
+            payload = model_payload(self.net, self.classes, cfg, self._metrics())
+            save_checkpoint(self.best_path, payload, kind=KIND)
+        self._write_outputs()
+        log.info(
+            "epoch %d/%d: train %.3f/%.3f  val %.3f/%.3f (loss/acc)%s",
+            e + 1,
+            t.epochs,
+            row["train_loss"],
+            row["train_acc"],
+            row["val_loss"],
+            row["val_acc"],
+            "  best" if improved else "",
+        )
+
+    def _write_outputs(self) -> None:
+        self.run.write_metrics(self.history)
+        if self.writer is None:
+            self.writer = self.run.summary_writer(purge_step=len(self.history))
+        row = self.history[-1]
+        for k, v in row.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                self.writer.add_scalar(f"train/{k}", v, row["epoch"])
+        self.writer.flush()
+        plots.plot_curves(
+            self.history,
+            self.run.plots / "train_curves.png",
+            sets=("train", "val"),
+            title="retraining",
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "arch": self.spec.name,
+            "gmacs": self.gmacs,
+            "params": self.n_params,
+            "input": list(self.cfg.input),
+            "epochs": self.epoch,
+            "best_val_acc": self.best["val_acc"],
+            "best_epoch": self.best["epoch"],
+            "last_val_acc": self.history[-1]["val_acc"] if self.history else None,
+            "val_source": self.val_source,
+            "train_seconds": round(self.elapsed, 1),
+            "init": self.init,
+            "bad_videos": self.bad.count,
+        }
+
+    def run_all(self) -> TrainResult:
+        try:
+            while self.epoch < self.cfg.train.epochs:
+                self.run_epoch()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        plots.plot_arch(self.spec, self.run.plots / "arch.png")
+        summary = self.summary()
+        write_train_report(self.run, self.cfg, self.spec, self.history, summary)
+        return TrainResult(
+            self.run.path, self.best_path, self.run.last_checkpoint, self.history, summary
+        )
+
+
+def run_train(
+    arch: str | Path | ArchSpec | None = None,
+    cfg: Config | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | bool | None = None,
+    init_from: str | Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``arch`` (a built-in name, an arch.json or a spec); with ``resume``,
+    continue the run in that directory exactly where its last checkpoint left it;
+    with ``resume=True``, continue ``out`` if it holds a run, else start there."""
+    if resume in (None, False, True) and arch is None:
+        raise ConfigError("train needs an architecture (a built-in name or an arch.json)")
+    run, cfg, state = open_run(KIND, cfg, out, resume)
+    spec = ArchSpec.load(run.arch_path) if state is not None else arch
+    loop = TrainLoop(cfg, run, spec, progress)
+    if state is None:
+        loop.initialise(init_from)
+    else:
+        loop.load_state_dict(state)
+        log.info("resuming %s at epoch %d, step %d", run.path, loop.epoch + 1, loop.step)
+    return loop.run_all()

@@ -1,0 +1,248 @@
+"""The relaxed supernet (paper section 3, docs/design.md "The relaxed supernet").
+
+Every (stage, candidate width) is a node. Between every node i of one stage
+and every node j of the next sits a transition (the paper's head layer) h_ij,
+weighted by
+``p_ij = softmax_j(beta_i)`` (eq. 1): the input of node j is
+``sum_i p_ij * h_ij(x_i)``, as DenseNAS routes. Each node owns its stack
+layers, each a mixed op ``sum_o softmax(alpha)_o * o(x)`` (eqs. 2-3). The
+nodes of the last stage each have a classifier; the logits are their sum
+weighted by the probability of reaching each node, ``r_j = sum_i r_i p_ij``
+(r = 1 at the stem), so that the output is an expectation over paths, like the
+cost.
+
+The module layout mirrors :class:`vidnas.models.network.VidNet` (``stem``,
+``stages[s].nodes[j].transitions[i]``, ``stages[s].nodes[j].layers[l].ops[name]``,
+``classifiers[j]``) so a derived network inherits its path's weights by name
+(:func:`inherit_weights`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from vidnas.models import cost as costs
+from vidnas.models.network import VidNet
+from vidnas.models.ops import (
+    Classifier,
+    Stem,
+    Transition,
+    init_weights,
+    make_op,
+    rename_legacy_keys,
+)
+from vidnas.models.space import SearchSpace
+
+
+class MixedOp(nn.Module):
+    """A stack layer in the relaxation: every candidate op, mixed by softmax(alpha)."""
+
+    def __init__(self, ops: Sequence[str], width: int) -> None:
+        super().__init__()
+        self.ops = nn.ModuleDict({name: make_op(name, width) for name in ops})
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        out = None
+        for w, op in zip(weights.unbind(0), self.ops.values()):
+            y = w * op(x)
+            out = y if out is None else out + y
+        return out
+
+
+class Node(nn.Module):
+    """One (stage, width): a transition from every node of the previous stage, then its
+    stack layers."""
+
+    def __init__(
+        self, prev_widths: Sequence[int], width: int, stride: int, depth: int, ops: Sequence[str]
+    ) -> None:
+        super().__init__()
+        self.width = width
+        self.transitions = nn.ModuleList(Transition(c, width, stride) for c in prev_widths)
+        self.layers = nn.ModuleList(MixedOp(ops, width) for _ in range(depth))
+
+
+class SuperStage(nn.Module):
+    def __init__(self, nodes: Sequence[Node]) -> None:
+        super().__init__()
+        self.nodes = nn.ModuleList(nodes)
+
+
+@dataclass(frozen=True)
+class CostTable:
+    """Per-op costs of every supernet edge at one input shape, in MACs (float64).
+
+    ``transition[s]`` is ``[n_prev, n_cur]``, ``op[s]`` is ``[n_cur, n_ops]`` (the cost of
+    one stack layer of each op at each node; every layer of a node costs the same),
+    ``classifier`` is ``[n_last]``.
+    """
+
+    stem: float
+    transition: tuple[torch.Tensor, ...]
+    op: tuple[torch.Tensor, ...]
+    classifier: torch.Tensor
+
+    @classmethod
+    def build(cls, space: SearchSpace, input_shape: Sequence[int], num_classes: int) -> CostTable:
+        stem_cost, shape = costs.stem_cost(tuple(input_shape), space.stem_width, space.stem_stride)
+        prev = [shape]
+        transitions, ops = [], []
+        for st in space.stages:
+            trans = torch.zeros(len(prev), len(st.widths), dtype=torch.float64)
+            op = torch.zeros(len(st.widths), len(space.ops), dtype=torch.float64)
+            cur = []
+            for j, w in enumerate(st.widths):
+                for i, shp in enumerate(prev):
+                    c, out = costs.transition_cost(shp, w, st.stride)
+                    trans[i, j] = c.macs
+                cur.append(out)
+                for o, name in enumerate(space.ops):
+                    op[j, o] = costs.op_cost(name, out).macs
+            transitions.append(trans)
+            ops.append(op)
+            prev = cur
+        clf = torch.tensor(
+            [costs.classifier_cost(w, num_classes).macs for w in space.stages[-1].widths],
+            dtype=torch.float64,
+        )
+        return cls(float(stem_cost.macs), tuple(transitions), tuple(ops), clf)
+
+
+def expected_cost(
+    table: CostTable,
+    op_probs: Sequence[torch.Tensor],
+    path_probs: Sequence[torch.Tensor],
+) -> torch.Tensor:
+    """Expected MACs of the derived network over the relaxed distribution (eq. 4).
+
+    ``op_probs[s]`` is ``[n_cur, layers, n_ops]`` (softmax of alpha), ``path_probs[s]``
+    is ``[n_prev, n_cur]`` (softmax of beta, rows sum to 1). From the last stage back,
+    ``C_i = c_s(i) + sum_j p_ij (c_h(i,j) + C_j)``: the paper's eq. 4 prints ``c_s^j``
+    where ``C_j`` belongs (docs/design.md), which would drop every stage past j.
+    The last stage's ``C_j`` includes its classifier. Differentiable in both.
+    """
+    nxt = None  # C_j of the stage after the current one
+    for s in reversed(range(len(table.op))):
+        probs = op_probs[s].to(torch.float64)
+        c_stack = (probs * table.op[s].unsqueeze(1)).sum(dim=(1, 2))  # [n_cur]
+        c_here = c_stack + (table.classifier if nxt is None else nxt)
+        p = path_probs[s].to(torch.float64)
+        nxt = (p * (table.transition[s] + c_here.unsqueeze(0))).sum(dim=1)  # C of previous stage
+    assert nxt is not None and nxt.numel() == 1
+    return table.stem + nxt[0]
+
+
+class Supernet(nn.Module):
+    """Every network of a space at once, with architecture parameters alpha and beta."""
+
+    def __init__(self, space: SearchSpace, input_shape: Sequence[int], num_classes: int) -> None:
+        super().__init__()
+        self.space = space
+        self.input_shape = tuple(input_shape)
+        self.num_classes = num_classes
+        self.stem = Stem(space.stem_width, space.stem_stride, in_channels=input_shape[0])
+        stages, prev = [], [space.stem_width]
+        for st in space.stages:
+            nodes = [Node(prev, w, st.stride, st.max_layers, space.ops) for w in st.widths]
+            stages.append(SuperStage(nodes))
+            prev = list(st.widths)
+        self.stages = nn.ModuleList(stages)
+        self.classifiers = nn.ModuleList(Classifier(w, num_classes) for w in prev)
+        init_weights(self)
+        # Architecture parameters start uniform (zeros), as in DARTS and DenseNAS.
+        self.alphas = nn.ParameterList(
+            nn.Parameter(torch.zeros(len(st.widths), st.max_layers, len(space.ops)))
+            for st in space.stages
+        )
+        n_prev = [1] + [len(st.widths) for st in space.stages[:-1]]
+        self.betas = nn.ParameterList(
+            nn.Parameter(torch.zeros(n, len(st.widths))) for n, st in zip(n_prev, space.stages)
+        )
+        self.cost_table = CostTable.build(space, input_shape, num_classes)
+        self.register_load_state_dict_pre_hook(_legacy_keys)
+
+    # ------------------------------------------------------------------ parameters
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [*self.alphas, *self.betas]
+
+    def weight_parameters(self) -> Iterator[nn.Parameter]:
+        arch = {id(p) for p in self.arch_parameters()}
+        return (p for p in self.parameters() if id(p) not in arch)
+
+    def op_probs(self) -> list[torch.Tensor]:
+        return [a.softmax(dim=-1) for a in self.alphas]
+
+    def path_probs(self) -> list[torch.Tensor]:
+        return [b.softmax(dim=-1) for b in self.betas]
+
+    # ------------------------------------------------------------------ forward
+
+    def expected_macs(self) -> torch.Tensor:
+        """Expected MACs per clip of the derived network (float64, differentiable)."""
+        return expected_cost(self.cost_table, self.op_probs(), self.path_probs())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [self.stem(x)]
+        reach = torch.ones(1, device=x.device, dtype=self.betas[0].dtype)
+        for stage, alpha, p in zip(self.stages, self.op_probs(), self.path_probs()):
+            new = []
+            for j, node in enumerate(stage.nodes):
+                h = None
+                for i, transition in enumerate(node.transitions):
+                    y = p[i, j] * transition(outs[i])
+                    h = y if h is None else h + y
+                for layer, w in zip(node.layers, alpha[j].unbind(0)):
+                    h = layer(h, w)
+                new.append(h)
+            reach = reach @ p
+            outs = new
+        logits = None
+        for r, clf, x_j in zip(reach.unbind(0), self.classifiers, outs):
+            y = r * clf(x_j)
+            logits = y if logits is None else logits + y
+        return logits
+
+
+# ---------------------------------------------------------------------- weight sharing
+
+
+def inherit_weights(
+    net: VidNet,
+    supernet: Supernet,
+    path: Sequence[int],
+    layers: Sequence[Sequence[int]],
+    classifier: bool = True,
+) -> None:
+    """Copy the supernet's weights of one path into a standalone network.
+
+    ``path[s]`` is the chosen node of stage s, ``layers[s]`` the supernet layer index of
+    each block the network keeps (skip layers dropped). The spec must be the one that
+    path derives: widths and ops are checked, so a mismatch fails loudly. With
+    ``classifier=False`` the network keeps its own classifier (another class count).
+    """
+    spec = net.spec
+    if len(spec.stages) != len(supernet.stages):
+        raise ValueError("network and supernet have different numbers of stages")
+    net.stem.load_state_dict(supernet.stem.state_dict())
+    prev = 0
+    for s, (stage, node_idx, keep) in enumerate(zip(net.stages, path, layers)):
+        node = supernet.stages[s].nodes[node_idx]
+        st = spec.stages[s]
+        if node.width != st.width or len(keep) != len(st.ops):
+            raise ValueError(f"stage {s + 2}: network does not match the supernet path")
+        stage.transition.load_state_dict(node.transitions[prev].state_dict())
+        for block, layer_idx, op in zip(stage.blocks, keep, st.ops):
+            block.load_state_dict(node.layers[layer_idx].ops[op].state_dict())
+        prev = node_idx
+    if classifier:
+        net.classifier.fc.load_state_dict(supernet.classifiers[prev].fc.state_dict())
+
+
+def _legacy_keys(module: nn.Module, state_dict: dict[str, Any], *args: Any) -> None:
+    rename_legacy_keys(state_dict)

@@ -1,0 +1,183 @@
+"""Human-readable Markdown reports of runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from vidnas.config import Config
+from vidnas.engine.checkpoint import atomic_write_text
+from vidnas.engine.rundir import RunDir
+from vidnas.models.cost import network_cost
+from vidnas.models.spec import ArchSpec
+
+
+def arch_table(spec: ArchSpec) -> str:
+    """A spec as a Markdown table laid out like the paper's Table 3."""
+    c, t, h, w = spec.input
+    cost = network_cost(spec)
+    lines = [
+        f"input: {c} x {t} x {h} x {w}",
+        "",
+        "| stage | head width | stride | stack layers | operations | GMACs |",
+        "|---|---|---|---|---|---|",
+        f"| 1 (stem) | {spec.stem_width} | {spec.stem_stride} | 0 | - | "
+        f"{cost.rows[0].cost.macs / 1e9:.4f} |",
+    ]
+    for i, (st, row) in enumerate(zip(spec.stages, cost.rows[1:])):
+        ops = ", ".join(st.ops) if st.ops else "-"
+        lines.append(
+            f"| {i + 2} | {st.width} | {st.stride} | {len(st.ops)} | {ops} | "
+            f"{row.cost.macs / 1e9:.4f} |"
+        )
+    lines.append(
+        f"| GAP + classifier | {spec.num_classes} classes | | | | "
+        f"{cost.rows[-1].cost.macs / 1e9:.4f} |"
+    )
+    lines.append(f"| **total** | | | {spec.num_layers} | | **{cost.macs / 1e9:.4f}** |")
+    lines += ["", f"{cost.macs / 1e9:.4f} GMACs per clip, {cost.params / 1e6:.3f} M parameters."]
+    return "\n".join(lines)
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def metrics_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    head = "| " + " | ".join(title for _, title in columns) + " |"
+    sep = "|" + "---|" * len(columns)
+    body = ["| " + " | ".join(_fmt(r.get(k)) for k, _ in columns) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def write_search_report(
+    run: RunDir,
+    cfg: Config,
+    spec: ArchSpec,
+    history: Sequence[dict[str, Any]],
+    summary: dict[str, Any],
+    bad: Any,
+) -> None:
+    c, t, h, w = cfg.input
+    last = history[-1] if history else {}
+    s = cfg.search
+    searched = s.dimensions
+    mode = (
+        f"budget {s.budget_gmacs} GMACs (lambda {s.cost_lambda}, k {s.cost_base})"
+        if s.budget_gmacs is not None
+        else f"lambda {s.cost_lambda}, k {s.cost_base}"
+    )
+    parts = [
+        f"# Search report: {run.path.name}",
+        "",
+        f"- input {c}x{t}x{h}x{w}, {summary.get('classes', '?')} classes, seed {cfg.seed}",
+        f"- searched dimensions: {', '.join(searched)}; cost term: {mode}",
+        f"- {s.epochs} epochs ({s.warmup_epochs} warm-up), batch {s.batch_size}, "
+        f"search time {summary.get('search_seconds', 0):.0f} s",
+        f"- unreadable videos skipped: {getattr(bad, 'count', 0)}",
+        "",
+        "## Derived architecture",
+        "",
+        arch_table(spec),
+        "",
+        f"Expected cost at the end of the search: {_fmt(last.get('expected_gmacs'), 4)} GMACs; "
+        f"probability of the Viterbi path: {_fmt(last.get('path_prob'), 4)}.",
+        "",
+        "With the supernet's weights of its path and re-estimated BatchNorm statistics "
+        f"(no retraining), the derived network scores top-1 "
+        f"{_fmt(summary.get('derived_inference_acc'))} on the inference split "
+        f"({summary.get('derived_inference_videos', 0)} videos, 1 view each; chance "
+        f"{_fmt(summary.get('chance'))}).",
+        "",
+        "![architecture](plots/arch.png)",
+        "",
+        "## Curves (the paper's Figure 2)",
+        "",
+        "![curves](plots/search_curves.png)",
+        "",
+        "## Architecture parameters",
+        "",
+        "![alpha and beta](plots/arch_params.png)",
+        "",
+        "## Per epoch",
+        "",
+        metrics_table(
+            history,
+            [
+                ("epoch", "epoch"),
+                ("phase", "phase"),
+                ("train_acc", "train acc"),
+                ("val_acc", "validate acc"),
+                ("inference_acc", "inference acc"),
+                ("train_loss", "train loss"),
+                ("val_loss", "validate loss"),
+                ("expected_gmacs", "expected GMACs"),
+                ("derived_gmacs", "derived GMACs"),
+                ("alpha_entropy", "H(alpha)"),
+                ("beta_entropy", "H(beta)"),
+                ("time_s", "time (s)"),
+            ],
+        ),
+        "",
+    ]
+    atomic_write_text(run.report_path, "\n".join(parts))
+
+
+def write_train_report(
+    run: RunDir,
+    cfg: Config,
+    spec: ArchSpec,
+    history: Sequence[dict[str, Any]],
+    summary: dict[str, Any],
+) -> None:
+    c, t, h, w = cfg.input
+    tr = cfg.train
+    init = summary.get("init") or {}
+    start = (
+        f"the supernet weights of {init['search_run']} (validation top-1 "
+        f"{_fmt(init.get('val_acc'))} after BatchNorm re-estimation, before retraining)"
+        if init
+        else "random initialisation"
+    )
+    parts = [
+        f"# Training report: {run.path.name}",
+        "",
+        f"- architecture: {spec.name or 'arch.json'}; input {c}x{t}x{h}x{w}, "
+        f"{spec.num_classes} classes, seed {cfg.seed}",
+        f"- started from {start}",
+        f"- {tr.epochs} epochs, batch {tr.batch_size}, SGD lr {tr.lr} -> {tr.lr_min} (cosine), "
+        f"dropout {tr.dropout}; validation on {summary.get('val_source')}",
+        f"- best validation top-1 {_fmt(summary.get('best_val_acc'))} at epoch "
+        f"{summary.get('best_epoch')}; last {_fmt(summary.get('last_val_acc'))}",
+        f"- training time {summary.get('train_seconds', 0):.0f} s; unreadable videos skipped: "
+        f"{summary.get('bad_videos', 0)}",
+        "",
+        "## Architecture",
+        "",
+        arch_table(spec),
+        "",
+        "![architecture](plots/arch.png)",
+        "",
+        "## Curves",
+        "",
+        "![curves](plots/train_curves.png)",
+        "",
+        metrics_table(
+            history,
+            [
+                ("epoch", "epoch"),
+                ("lr", "lr"),
+                ("train_loss", "train loss"),
+                ("train_acc", "train acc"),
+                ("val_loss", "val loss"),
+                ("val_acc", "val acc"),
+                ("time_s", "time (s)"),
+            ],
+        ),
+        "",
+    ]
+    atomic_write_text(run.report_path, "\n".join(parts))

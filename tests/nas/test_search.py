@@ -1,0 +1,187 @@
+"""The search loop end to end on the tiny preset, its guards, and exact resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import cli, kill_mid_epoch, tiny
+from vidnas.config import ConfigError, load_config
+from vidnas.engine.checkpoint import load_checkpoint
+from vidnas.errors import NonFiniteLoss, RunError
+from vidnas.models.network import build_network
+from vidnas.models.spec import ArchSpec
+from vidnas.nas.search import cost_term, run_search, search_space
+from vidnas.nas.supernet import Supernet
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def finished_run(finished_search):
+    return finished_search
+
+
+def test_search_writes_every_artefact(finished_run):
+    out, result = finished_run
+    for name in (
+        "config.yaml",
+        "split.json",
+        "metrics.jsonl",
+        "arch.json",
+        "report.md",
+        "arch_history.json",
+        "checkpoints/last.pt",
+        "plots/search_curves.png",
+        "plots/arch_params.png",
+        "plots/arch.png",
+    ):
+        assert (out / name).is_file(), name
+        assert (out / name).stat().st_size > 0, name
+    assert any(p.name.startswith("events.out.tfevents") for p in (out / "tb").iterdir())
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    cfg = load_config(out / "config.yaml")
+    assert [r["epoch"] for r in rows] == list(range(1, cfg.search.epochs + 1))
+    assert rows[0]["phase"] == "warm-up" and rows[-1]["phase"] == "search"
+    for key in (
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "inference_loss",
+        "inference_acc",
+        "expected_gmacs",
+        "derived_gmacs",
+        "alpha_entropy",
+        "beta_entropy",
+        "arch",
+    ):
+        assert key in rows[-1], key
+    assert rows[0]["arch_step_loss"] is None and rows[-1]["arch_step_loss"] is not None
+    # The alphas and betas moved only after warm-up.
+    hist = json.loads((out / "arch_history.json").read_text())
+    assert hist[0]["beta"][0] == [[pytest.approx(1 / 3)] * 3]
+    assert hist[-1]["beta"][0] != hist[0]["beta"][0]
+    # arch.json is a valid spec that build_network takes as it is.
+    spec = ArchSpec.load(out / "arch.json")
+    assert spec == result.derivation.spec
+    net = build_network(spec)
+    assert net(torch.randn(1, *spec.input)).shape == (1, spec.num_classes)
+    assert rows[-1]["arch"]["widths"] == [st.width for st in spec.stages]
+    report = (out / "report.md").read_text()
+    assert "| stage | head width |" in report and "plots/search_curves.png" in report
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt", "search")
+    assert ckpt["done"] and ckpt["epoch"] == cfg.search.epochs
+
+
+def test_resuming_a_finished_run_changes_nothing(finished_run):
+    out, result = finished_run
+    before = (out / "metrics.jsonl").read_text()
+    again = run_search(resume=out, progress=False)
+    assert again.derivation.spec == result.derivation.spec
+    assert (out / "metrics.jsonl").read_text() == before
+
+
+def test_existing_run_directory_is_refused(finished_run):
+    out, _ = finished_run
+    with pytest.raises(RunError, match="already holds a run; use --resume"):
+        run_search(load_config("tiny"), out=out, progress=False)
+
+
+def _final_arch_params(out: Path) -> list[torch.Tensor]:
+    state = load_checkpoint(out / "checkpoints" / "last.pt", "search")["model"]
+    return [v for k, v in sorted(state.items()) if k.startswith(("alphas.", "betas."))]
+
+
+def test_kill_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_root):
+    overrides = [
+        "search.epochs=3",
+        "search.warmup_epochs=1",
+        "search.batch_size=2",
+        "search.checkpoint_every=1",
+    ]
+    ref = run_search(tiny(data_root, *overrides), out=tmp_path / "ref", progress=False)
+
+    out = tmp_path / "killed"
+    args = [
+        "search",
+        "--config",
+        "tiny",
+        "--out",
+        str(out),
+        "--no-progress",
+        f"data.root={data_root}",
+        "runtime.threads=1",
+        *overrides,
+    ]
+    # Kill inside a searching epoch, after a mid-epoch checkpoint.
+    killed_at, returncode, stderr = kill_mid_epoch(args, out / "checkpoints" / "last.pt", "search")
+    assert killed_at is not None, stderr[-2000:]
+    assert returncode == -signal.SIGKILL
+    assert not (out / "arch.json").exists()
+
+    res = cli("search", "--resume", str(out), "--no-progress")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "resuming" in res.stderr
+    assert ArchSpec.load(out / "arch.json") == ref.derivation.spec
+    for a, b in zip(_final_arch_params(out), _final_arch_params(tmp_path / "ref"), strict=True):
+        assert torch.equal(a, b)
+    ref_rows = (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()
+    rows = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == len(ref_rows) == 3
+    for r, q in zip(rows, ref_rows):
+        r, q = json.loads(r), json.loads(q)
+        r.pop("time_s"), q.pop("time_s")
+        assert r == q
+
+
+def test_non_finite_loss_stops_with_epoch_and_step(tmp_path, data_root):
+    cfg = tiny(
+        data_root,
+        "search.w_lr=1e30",
+        "search.grad_clip=null",
+        "search.warmup_epochs=2",
+        "search.checkpoint_every=1",
+        "search.batch_size=2",
+    )
+    with pytest.raises(NonFiniteLoss, match=r"at epoch 1, step \d+; stopped") as err:
+        run_search(cfg, out=tmp_path / "nan", progress=False)
+    assert "last good checkpoint" in str(err.value)
+    state = load_checkpoint(tmp_path / "nan" / "checkpoints" / "last.pt", "search")
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_input_too_small_is_refused_before_anything_runs(tmp_path):
+    out = tmp_path / "never"
+    res = cli("search", "--config", "tiny", "--out", str(out), "input=3x8x16x16")
+    assert res.returncode == 2
+    assert "input: 16x16 frames are too small for this space" in res.stderr
+    assert not out.exists()
+
+
+def test_ablation_switches_fix_the_unsearched_dimensions():
+    cfg = load_config("tiny", ["search.dimensions=[depth]"])
+    space = search_space(cfg)
+    assert all(len(st.widths) == 1 for st in space.stages)
+    assert space.ops == ("dil1", "skip")
+    with pytest.raises(ConfigError, match="search at least one of channels, ops, depth"):
+        load_config("tiny", ["search.dimensions=[]"])
+
+
+@pytest.mark.parametrize("budget_factor", [0.6, 1.25])  # the tiny space spans 0.48x-1.37x
+def test_budget_mode_pulls_the_expected_cost_to_the_budget(budget_factor):
+    cfg = load_config("tiny")
+    sn = Supernet(search_space(cfg), cfg.input, 4)
+    start = sn.expected_macs().item() / 1e9
+    budget = start * budget_factor
+    cfg = load_config("tiny", [f"search.budget_gmacs={budget}", "search.cost_lambda=1"])
+    opt = torch.optim.Adam(sn.arch_parameters(), lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        cost_term(sn.expected_macs() / 1e9, cfg).backward()
+        opt.step()
+    assert sn.expected_macs().item() / 1e9 == pytest.approx(budget, rel=0.05)
