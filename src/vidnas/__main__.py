@@ -1,4 +1,4 @@
-"""``python -m vidnas``: the ``vidnas`` command, also under ``torchrun -m vidnas``."""
+"""``python -m vidnas``: the ``vidnas`` command run as a module."""
 
 import sys
 

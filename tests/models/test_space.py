@@ -78,7 +78,7 @@ def test_cli_prints_the_paper_count():
         check=True,
     ).stdout
     assert "5836665117072162816" in out
-    assert "conv layers (stem + heads + stack layers): 33" in out
+    assert "conv layers (stem + transitions + stack layers): 33" in out
 
 
 def test_cli_names_the_bad_key():

@@ -1,7 +1,7 @@
 """The search space (paper Tables 1-2, docs/design.md "The search space") as an
 immutable value.
 
-A space is a fixed stem followed by searched stages. Each stage has a head
+A space is a fixed stem followed by searched stages. Each stage has a transition
 layer whose output width is one of its candidate widths, then up to
 ``max_layers`` stack layers, each one of the space's ops. Depth is searched
 through ``skip``: a derived stage keeps only its non-skip layers.
@@ -24,7 +24,7 @@ from vidnas.models.ops import SKIP, is_conv_op, op_dilation
 
 @dataclass(frozen=True)
 class Stage:
-    """A searched stage: candidate widths of its head, stack depth, head stride."""
+    """A searched stage: candidate widths of its transition, stack depth, transition stride."""
 
     index: int
     widths: tuple[int, ...]
@@ -134,7 +134,7 @@ class SearchSpace:
 
     @property
     def num_conv_layers(self) -> int:
-        """Layers of the deepest network: stem + one head per stage + every stack layer
+        """Layers of the deepest network: stem + one transition per stage + every stack layer
         (the paper's 33; each block counted once, as the paper counts)."""
         return 1 + len(self.stages) + self.num_layers
 
@@ -195,7 +195,7 @@ class SearchSpace:
         lines += [
             "",
             f"stack-layer ops: {', '.join(self.ops)}",
-            f"conv layers (stem + heads + stack layers): {self.num_conv_layers}",
+            f"conv layers (stem + transitions + stack layers): {self.num_conv_layers}",
             f"width choices: {self.width_choices}",
             f"op choices: {len(self.ops)}^{self.num_layers} = {self.op_choices}",
             f"architectures: {self.size}",

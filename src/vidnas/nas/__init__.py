@@ -1,4 +1,4 @@
 """The architecture search: the relaxed supernet and its expected cost
-(``supernet``), the architecture step and its sampling modes (``architect``),
+(``supernet``),
 reading one architecture out of alpha and beta (``derive``), and the bilevel
 search loop that ties them together (``search``)."""
