@@ -150,6 +150,12 @@ class SearchConfig:
     grad_clip: float | None = 5.0
     checkpoint_every: int = 50
     eval_batches: int | None = None
+    # A layer's op or a stage's width whose probability on the derived path is below
+    # this is reported as undecided (docs/design.md, "Search decisiveness").
+    decided_threshold: float = 0.6
+    # A control: permute the labels of the search's splits (seeded), so nothing is
+    # learnable; a search that still "decides" is deciding on an artifact.
+    shuffle_labels: bool = False
 
 
 @dataclass
@@ -356,6 +362,7 @@ def _check_range(cfg: Config) -> None:
     need(s.cost_lambda >= 0, "search.cost_lambda", "must be >= 0")
     need(s.budget_gmacs is None or s.budget_gmacs > 0, "search.budget_gmacs", "must be > 0")
     need(s.checkpoint_every > 0, "search.checkpoint_every", "must be > 0")
+    need(0 < s.decided_threshold < 1, "search.decided_threshold", "must be in (0, 1)")
     t = cfg.train
     need(t.epochs > 0, "train.epochs", "must be > 0")
     need(t.batch_size > 0, "train.batch_size", "must be > 0")

@@ -152,6 +152,16 @@ def _search(sub: argparse._SubParsersAction) -> None:
             f"derived network with inherited weights: top-1 {s['derived_inference_acc']:.3f} "
             f"on the inference split (chance {s['chance']:.3f})"
         )
+        dec = res.decisiveness
+        if dec.undecided:
+            print(
+                f"undecided:     {len(dec.undecided)} choice(s) below p = {dec.threshold:.2f}; "
+                "the derived network is partly arbitrary there:"
+            )
+            for note in dec.undecided:
+                print(f"  - {note}")
+        else:
+            print(f"decided:       every searched choice has a winner at p >= {dec.threshold:.2f}")
         print(f"report:        {res.run_dir / 'report.md'}")
         return 0
 

@@ -23,7 +23,7 @@ from vidnas.engine.checkpoint import atomic_write_text
 from vidnas.engine.rundir import RunDir
 from vidnas.models import model_file
 from vidnas.nas import search
-from vidnas.report.markdown import arch_table
+from vidnas.report.markdown import arch_table, decisiveness_section
 
 log = logging.getLogger("vidnas.demo")
 
@@ -150,6 +150,7 @@ def _write_report(
         "",
         "![alpha and beta](plots/arch_params.png)",
         "",
+        *decisiveness_section(sres.decisiveness.to_dict(), sres.history),
         f"Before retraining, the derived network with the supernet's weights scored top-1 "
         f"{100 * s['derived_inference_acc']:.2f} % on the inference split "
         f"(1 view per video). Search run: `{sres.run_dir}`.",

@@ -33,6 +33,8 @@ from tqdm import tqdm
 
 from vidnas.config import Config, config_from_dict, to_dict
 from vidnas.data import BadVideoLog, ClipDataset, load_index, make_loader, search_split
+from vidnas.data.index import VideoIndex, VideoRecord
+from vidnas.data.sampling import derive_seed
 from vidnas.engine.checkpoint import atomic_write_text, save_checkpoint
 from vidnas.engine.rundir import RunDir, open_run
 from vidnas.engine.runtime import (
@@ -55,6 +57,8 @@ from vidnas.errors import DataError, RunError
 from vidnas.models.cost import network_cost
 from vidnas.models.network import build_network
 from vidnas.models.space import SearchSpace
+from vidnas.nas.decisiveness import Decisiveness
+from vidnas.nas.decisiveness import measure as measure_decisiveness
 from vidnas.nas.derive import Derivation, derive_from
 from vidnas.nas.supernet import Supernet, inherit_weights
 from vidnas.report import plots
@@ -73,6 +77,7 @@ class SearchResult:
     derivation: Derivation
     history: list[dict[str, Any]]
     summary: dict[str, Any]
+    decisiveness: Decisiveness
 
 
 def search_space(cfg: Config) -> SearchSpace:
@@ -115,6 +120,15 @@ class SearchLoop:
         index = load_index(cfg, "train")
         self.classes = list(index.classes)
         self.train_set, self.val_set, self.inf_set = search_split(index, cfg, run.split_path)
+        if cfg.search.shuffle_labels:
+            self.train_set, self.val_set, self.inf_set = (
+                _shuffled_labels(part, cfg.seed, name)
+                for part, name in (
+                    (self.train_set, "train"),
+                    (self.val_set, "validate"),
+                    (self.inf_set, "inference"),
+                )
+            )
         for name, part in (
             ("train", self.train_set),
             ("validate", self.val_set),
@@ -307,11 +321,16 @@ class SearchLoop:
                 self.step += 1
                 bar.update(1)
                 n = max(self.sums["train_count"], 1)
-                bar.set_postfix(
-                    loss=f"{self.sums['train_loss'] / n:.3f}",
-                    acc=f"{self.sums['train_correct'] / n:.3f}",
-                    GMACs=f"{self.net.expected_macs().item() / 1e9:.3f}",
-                )
+                postfix = {
+                    "loss": f"{self.sums['train_loss'] / n:.3f}",
+                    "acc": f"{self.sums['train_correct'] / n:.3f}",
+                    "GMACs": f"{self.net.expected_macs().item() / 1e9:.3f}",
+                }
+                if searching and self.progress:
+                    dec = self._decisiveness(derive_from(self.net))
+                    postfix["op_win_min"] = _fmt_prob(dec.op_win_min)
+                    postfix["width_win_min"] = _fmt_prob(dec.width_win_min)
+                bar.set_postfix(postfix)
                 if self.step % cfg.search.checkpoint_every == 0 and self.step < len(loader):
                     self.elapsed += time.perf_counter() - started
                     started = time.perf_counter()
@@ -365,6 +384,18 @@ class SearchLoop:
             },
             "bad_videos": self.bad.count,
         }
+        dec = self._decisiveness(d, op_probs, path_probs)
+        previous = self.history[-1]["arch"] if self.history else None
+        row.update(
+            {
+                "op_win": list(dec.op_win_mean),
+                "op_win_min": dec.op_win_min,
+                "width_win": list(dec.width_win),
+                "width_win_min": dec.width_win_min,
+                "undecided": len(dec.undecided),
+                "derived_changed": previous is not None and previous != row["arch"],
+            }
+        )
         self.history.append(row)
         self.arch_history.append(_arch_snapshot(e + 1, op_probs, path_probs))
         self.epoch += 1
@@ -376,7 +407,8 @@ class SearchLoop:
         self._write_outputs()
         log.info(
             "epoch %d/%d %s: train %.3f/%.3f  val %.3f/%.3f  inference %.3f/%.3f "
-            "(loss/acc)  expected %.4f GMACs  derived %.4f GMACs",
+            "(loss/acc)  expected %.4f GMACs  derived %.4f GMACs%s  "
+            "winning op >= %s, winning width >= %s",
             e + 1,
             cfg.search.epochs,
             phase,
@@ -388,7 +420,25 @@ class SearchLoop:
             row["inference_acc"],
             row["expected_gmacs"],
             row["derived_gmacs"],
+            " (changed)" if row["derived_changed"] else "",
+            _fmt_prob(dec.op_win_min),
+            _fmt_prob(dec.width_win_min),
         )
+
+    def _decisiveness(
+        self,
+        d: Derivation,
+        op_probs: list[torch.Tensor] | None = None,
+        path_probs: list[torch.Tensor] | None = None,
+    ) -> Decisiveness:
+        with torch.no_grad():
+            return measure_decisiveness(
+                self.space,
+                d.path,
+                op_probs if op_probs is not None else self.net.op_probs(),
+                path_probs if path_probs is not None else self.net.path_probs(),
+                self.cfg.search.decided_threshold,
+            )
 
     def _write_outputs(self) -> None:
         self.run.write_metrics(self.history)
@@ -419,6 +469,7 @@ class SearchLoop:
         """Derive, evaluate the derived network with inherited weights, write outputs."""
         cfg = self.cfg
         d = derive_from(self.net, name="searched")
+        self.decisiveness = self._decisiveness(d)
         meta = {
             "x-search": {
                 "run_dir": str(self.run.path),
@@ -426,6 +477,7 @@ class SearchLoop:
                 "layers": [list(x) for x in d.layers],
                 "path_prob": d.path_prob,
                 "classes": self.classes,
+                "decisiveness": self.decisiveness.to_dict(),
             }
         }
         spec = d.spec.replace(meta=meta)
@@ -467,7 +519,11 @@ class SearchLoop:
             self.done = True
             self.save()
         plots.plot_arch(spec, self.run.plots / "arch.png", title="searched architecture")
-        write_search_report(self.run, cfg, spec, self.history, self.summary, self.bad)
+        write_search_report(
+            self.run, cfg, spec, self.history, self.summary, self.bad, self.decisiveness.to_dict()
+        )
+        for note in self.decisiveness.undecided:
+            log.warning("undecided: %s", note)
         return d
 
     def run_all(self) -> SearchResult:
@@ -479,7 +535,20 @@ class SearchLoop:
         finally:
             if self.writer is not None:
                 self.writer.close()
-        return SearchResult(self.run.path, d, self.history, self.summary)
+        return SearchResult(self.run.path, d, self.history, self.summary, self.decisiveness)
+
+
+def _fmt_prob(p: float | None) -> str:
+    return "-" if p is None else f"{p:.2f}"
+
+
+def _shuffled_labels(part: VideoIndex, seed: int, name: str) -> VideoIndex:
+    """``part`` with its labels permuted by a generator seeded by (seed, part): the
+    null control of ``search.shuffle_labels``."""
+    gen = torch.Generator().manual_seed(derive_seed("shuffle-labels", seed, name))
+    order = torch.randperm(len(part.records), generator=gen).tolist()
+    labels = [part.records[i].label for i in order]
+    return part.subset([VideoRecord(r.path, y) for r, y in zip(part.records, labels)])
 
 
 def _arch_snapshot(

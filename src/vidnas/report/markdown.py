@@ -61,6 +61,7 @@ def write_search_report(
     history: Sequence[dict[str, Any]],
     summary: dict[str, Any],
     bad: Any,
+    decisiveness: dict[str, Any] | None = None,
 ) -> None:
     c, t, h, w = cfg.input
     last = history[-1] if history else {}
@@ -103,6 +104,7 @@ def write_search_report(
         "",
         "![alpha and beta](plots/arch_params.png)",
         "",
+        *(decisiveness_section(decisiveness, history) if decisiveness else []),
         "## Per epoch",
         "",
         metrics_table(
@@ -119,12 +121,59 @@ def write_search_report(
                 ("derived_gmacs", "derived GMACs"),
                 ("alpha_entropy", "H(alpha)"),
                 ("beta_entropy", "H(beta)"),
+                ("op_win_min", "min winning op p"),
+                ("width_win_min", "min winning width p"),
+                ("derived_changed", "derived changed"),
                 ("time_s", "time (s)"),
             ],
         ),
         "",
     ]
     atomic_write_text(run.report_path, "\n".join(parts))
+
+
+def decisiveness_section(dec: dict[str, Any], history: Sequence[dict[str, Any]]) -> list[str]:
+    """Whether the search decided, per stage, in plain words (docs/design.md, "Search
+    decisiveness"): the derivation is an argmax, and an argmax of a near-uniform
+    distribution is not a finding."""
+    t = dec["threshold"]
+    lines = [
+        "### Did the search decide?",
+        "",
+        f"Probability of each choice on the derived path at the end of the search "
+        f"(undecided below {t:.2f}):",
+        "",
+        "| stage | width p | ops (p of each layer's winner) | mean op p |",
+        "|---|---|---|---|",
+    ]
+    for i, (ops, wins, width) in enumerate(zip(dec["ops"], dec["op_win"], dec["width_win"])):
+        layers = ", ".join(f"{o} {p:.2f}" for o, p in zip(ops, wins)) or "-"
+        mean = sum(wins) / len(wins) if wins else None
+        lines.append(f"| {i + 2} | {_fmt(width, 2)} | {layers} | {_fmt(mean, 2)} |")
+    changed = [r["epoch"] for r in history if r.get("derived_changed")]
+    stable = 0
+    for r in reversed(history):
+        stable += 1
+        if r.get("derived_changed"):
+            break
+    lines += [
+        "",
+        f"The derived network changed after epochs {', '.join(map(str, changed)) or 'none'}; "
+        f"it has been the same for the last {stable} epoch(s).",
+        "",
+    ]
+    if dec["undecided"]:
+        lines += [
+            "**The search did not decide everything.** Where a choice is undecided, the "
+            "derived network's choice there is the argmax of near-equal probabilities, "
+            "not a finding:",
+            "",
+            *(f"- {note}" for note in dec["undecided"]),
+            "",
+        ]
+    else:
+        lines += [f"Every searched layer and width has a winner at p >= {t:.2f}.", ""]
+    return lines
 
 
 def write_train_report(

@@ -1,0 +1,101 @@
+"""The search says when it did not decide: decisiveness on the derived path."""
+
+import json
+
+import pytest
+import torch
+
+from vidnas.data.index import VideoIndex, VideoRecord
+from vidnas.models.spec import ArchSpec
+from vidnas.nas.decisiveness import measure
+from vidnas.nas.derive import derive
+from vidnas.nas.search import _shuffled_labels
+
+from .test_supernet import INPUT, one_hot, small_space
+
+
+def uniform(space):
+    op_probs = [
+        torch.full((len(st.widths), st.max_layers, len(space.ops)), 1 / len(space.ops))
+        for st in space.stages
+    ]
+    path_probs, n_prev = [], 1
+    for st in space.stages:
+        path_probs.append(torch.full((n_prev, len(st.widths)), 1 / len(st.widths)))
+        n_prev = len(st.widths)
+    return op_probs, path_probs
+
+
+def test_uniform_alpha_and_beta_are_undecided_everywhere():
+    space = small_space()  # widths 2, 3, 2; layers 0, 2, 1; ops dil1, dil2, skip
+    op_probs, path_probs = uniform(space)
+    d = derive(space, op_probs, path_probs, INPUT, 3)
+    dec = measure(space, d.path, op_probs, path_probs, 0.6)
+    assert dec.width_win == pytest.approx((1 / 2, 1 / 3, 1 / 2))
+    assert [len(w) for w in dec.op_win] == [0, 2, 1]
+    assert dec.op_win_min == pytest.approx(1 / 3)
+    assert not dec.decided
+    # one note per undecided width (3 stages) and per stage with undecided layers (2)
+    assert len(dec.undecided) == 5
+    assert all("no clear choice" in n and "arbitrary" in n for n in dec.undecided)
+    assert any(n.startswith("stage 3: no clear choice of op in every layer") for n in dec.undecided)
+
+
+def test_one_hot_choices_are_decided():
+    space = small_space()
+    op_probs, path_probs = one_hot(space, torch.Generator().manual_seed(1))
+    d = derive(space, op_probs, path_probs, INPUT, 3)
+    dec = measure(space, d.path, op_probs, path_probs, 0.6)
+    assert dec.decided and dec.undecided == ()
+    assert dec.op_win_min == 1.0 and dec.width_win_min == 1.0
+    assert dec.to_dict()["decided"] is True
+
+
+def test_threshold_separates_a_clear_winner_from_a_near_tie():
+    space = small_space()
+    op_probs, path_probs = one_hot(space, torch.Generator().manual_seed(2))
+    d = derive(space, op_probs, path_probs, INPUT, 3)
+    node = d.path[1]
+    op_probs[1][node, 0] = torch.tensor([0.62, 0.2, 0.18])  # decided at 0.6
+    op_probs[1][node, 1] = torch.tensor([0.3, 0.38, 0.32])  # a near tie
+    dec = measure(space, d.path, op_probs, path_probs, 0.6)
+    assert dec.op_win[1] == pytest.approx((0.62, 0.38))
+    assert dec.undecided == (
+        "stage 3: no clear choice of op in some layers: layer 2 "
+        "(dil2 at 0.38); threshold 0.60, the derived ops there are arbitrary",
+    )
+
+
+def test_fixed_choices_are_not_counted():
+    space = small_space(ops=("dil1",))  # one op: no op choice anywhere
+    op_probs, path_probs = uniform(space)
+    d = derive(space, op_probs, path_probs, INPUT, 3)
+    dec = measure(space, d.path, op_probs, path_probs, 0.6)
+    assert dec.op_win == ((), (), ()) and dec.op_win_min is None
+    assert all("width" in n for n in dec.undecided)
+
+
+def test_shuffled_labels_permute_labels_and_keep_videos():
+    part = VideoIndex([VideoRecord(f"v{i}.avi", i % 4) for i in range(40)], list("abcd"))
+    a = _shuffled_labels(part, 0, "train")
+    assert [r.path for r in a.records] == [r.path for r in part.records]
+    assert sorted(r.label for r in a.records) == sorted(r.label for r in part.records)
+    assert [r.label for r in a.records] != [r.label for r in part.records]
+    assert a.records == _shuffled_labels(part, 0, "train").records  # seeded
+    assert a.records != _shuffled_labels(part, 1, "train").records
+
+
+def test_a_short_search_reports_itself_undecided(finished_search):
+    """The tiny search (one search epoch of a few steps) leaves alpha near uniform:
+    every output must say the derived choices are arbitrary."""
+    out, result = finished_search
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for key in ("op_win", "op_win_min", "width_win", "width_win_min", "derived_changed"):
+        assert key in rows[-1], key
+    assert rows[0]["derived_changed"] is False
+    assert rows[-1]["op_win_min"] < 0.6 and rows[-1]["undecided"] > 0
+    meta = ArchSpec.load(out / "arch.json").meta["x-search"]["decisiveness"]
+    assert meta["decided"] is False and meta["undecided"] == list(result.decisiveness.undecided)
+    report = (out / "report.md").read_text()
+    assert "Did the search decide?" in report and "did not decide everything" in report
+    assert "no clear choice" in report
