@@ -150,6 +150,10 @@ class SearchConfig:
     grad_clip: float | None = 5.0
     checkpoint_every: int = 50
     eval_batches: int | None = None
+    # relaxed: every op of every layer runs in both steps (the paper). sampled: the
+    # weight step runs one op per layer drawn from softmax(alpha), the architecture
+    # step two, renormalised (DenseNAS, ProxylessNAS); transitions stay relaxed.
+    mode: Literal["relaxed", "sampled"] = "relaxed"
     # A layer's op or a stage's width whose probability on the derived path is below
     # this is reported as undecided (docs/design.md, "Search decisiveness").
     decided_threshold: float = 0.6

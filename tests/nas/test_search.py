@@ -97,8 +97,10 @@ def _final_arch_params(out: Path) -> list[torch.Tensor]:
     return [v for k, v in sorted(state.items()) if k.startswith(("alphas.", "betas."))]
 
 
-def test_kill_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_root):
+@pytest.mark.parametrize("mode", ["relaxed", "sampled"])
+def test_kill_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_root, mode):
     overrides = [
+        f"search.mode={mode}",
         "search.epochs=3",
         "search.warmup_epochs=1",
         "search.batch_size=2",

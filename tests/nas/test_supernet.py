@@ -268,3 +268,45 @@ def test_sampled_architectures_are_uniform_and_consistent():
         assert widths.count(w) / 3000 == pytest.approx(1 / 3, abs=0.03)
     for k, p in ((0, 1 / 9), (1, 4 / 9), (2, 4 / 9)):
         assert ops.count(k) / 3000 == pytest.approx(p, abs=0.03)
+
+
+def test_sampled_ops_are_distinct_seeded_and_follow_alpha():
+    space = small_space()
+    sn = Supernet(space, INPUT, CLASSES)
+    with torch.no_grad():
+        sn.alphas[1].zero_()
+        sn.alphas[1][:, :, 1] = 20.0  # dil2 almost surely first
+    a = sn.sample_ops(2, torch.Generator().manual_seed(0))
+    b = sn.sample_ops(2, torch.Generator().manual_seed(0))
+    assert [x.shape for x in a] == [(2, 0, 2), (3, 2, 2), (2, 1, 2)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert (a[1][..., 0] == 1).all()  # the dominant op is drawn first
+    assert (a[1][..., 0] != a[1][..., 1]).all() and (a[2][..., 0] != a[2][..., 1]).all()
+
+
+def test_one_sampled_op_per_layer_is_that_ops_network():
+    """With one op sampled per layer the forward equals the relaxed forward with alpha
+    one-hot on those ops, and alpha gets no gradient from it."""
+    space = small_space()
+    torch.manual_seed(0)
+    sn = Supernet(space, INPUT, CLASSES).eval()
+    sample = sn.sample_ops(1, torch.Generator().manual_seed(3))
+    x = torch.randn(2, *INPUT)
+    out = sn(x, op_sample=sample)
+    out.sum().backward()
+    assert all(a.grad is None or not a.grad.any() for a in sn.alphas)
+    with torch.no_grad():
+        for a, idx in zip(sn.alphas, sample):
+            a.fill_(-1e4)
+            a.scatter_(-1, idx, 0.0)
+        assert torch.allclose(sn(x), out, atol=1e-6)
+    with torch.no_grad():
+        for a in sn.alphas:
+            a.zero_()
+        for m in sn.modules():  # zero-initialised residuals make every op the identity
+            if isinstance(m, torch.nn.BatchNorm3d):
+                m.weight.fill_(1.0)
+    two = sn.sample_ops(2, torch.Generator().manual_seed(3))
+    sn.zero_grad()
+    sn(x, op_sample=two).sum().backward()
+    assert any(a.grad is not None and a.grad.any() for a in sn.alphas)

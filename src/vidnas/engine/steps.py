@@ -4,7 +4,7 @@ cross-entropy, single-view evaluation over a loader, BatchNorm re-estimation."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -95,7 +95,7 @@ def check_finite(loss: torch.Tensor, what: str, epoch: int, step: int, checkpoin
 
 
 def weight_step(
-    model: nn.Module,
+    model: Callable[[torch.Tensor], torch.Tensor],
     params: list[nn.Parameter],
     opt: torch.optim.Optimizer,
     batch: dict[str, Any],

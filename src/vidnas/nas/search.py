@@ -18,11 +18,12 @@ one.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,16 @@ class SearchLoop:
             loss, what, self.epoch, self.step, self.run.last_checkpoint
         )
 
+    def _forward(self, step: str, k: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The supernet's forward for one step: relaxed, or in ``sampled`` mode with
+        ``k`` ops per layer drawn by a generator seeded by (seed, step kind, epoch,
+        step), so that a resumed run draws what the uninterrupted one drew."""
+        if self.cfg.search.mode == "relaxed":
+            return self.net
+        seed = derive_seed("op-sample", self.cfg.seed, step, self.epoch, self.step)
+        sample = self.net.sample_ops(k, torch.Generator().manual_seed(seed))
+        return functools.partial(self.net, op_sample=sample)
+
     def _arch_step(self, batch: dict[str, Any]) -> None:
         if batch["label"].numel() == 0:
             return
@@ -263,7 +274,7 @@ class SearchLoop:
             p.requires_grad_(False)
         try:
             with autocast(self.cfg.runtime, self.device):
-                logits = self.net(x)
+                logits = self._forward("architecture-step", 2)(x)
             ce = nn.functional.cross_entropy(logits.float(), y)
             loss = ce + cost_term(self.net.expected_macs() / 1e9, self.cfg).float()
             self._check("architecture-step")(loss)
@@ -301,7 +312,7 @@ class SearchLoop:
                 self.bad.update(batch["failed"])
                 lr = self._lr()
                 loss, correct, n = weight_step(
-                    self.net,
+                    self._forward("weight-step", 1),
                     self.weights,
                     self.w_opt,
                     batch,

@@ -46,9 +46,14 @@ class MixedOp(nn.Module):
         super().__init__()
         self.ops = nn.ModuleDict({name: make_op(name, width) for name in ops})
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, weights: torch.Tensor, active: list[int] | None = None
+    ) -> torch.Tensor:
+        """``weights`` over every op, or with ``active`` (op indices) over those only."""
+        ops = list(self.ops.values())
+        chosen = [ops[i] for i in active] if active is not None else ops
         out = None
-        for w, op in zip(weights.unbind(0), self.ops.values()):
+        for w, op in zip(weights.unbind(0), chosen):
             y = w * op(x)
             out = y if out is None else out + y
         return out
@@ -187,18 +192,46 @@ class Supernet(nn.Module):
         """Expected MACs per clip of the derived network (float64, differentiable)."""
         return expected_cost(self.cost_table, self.op_probs(), self.path_probs())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def sample_ops(self, k: int, gen: torch.Generator) -> list[torch.Tensor]:
+        """``k`` distinct ops per stack layer of every node, drawn from softmax(alpha)
+        without replacement by ``gen`` (seeded by the caller: every rank and a resumed
+        run draw the same). Per stage ``[nodes, layers, k]`` op indices."""
+        out = []
+        with torch.no_grad():
+            for a in self.alphas:
+                probs = a.detach().float().cpu().softmax(-1)
+                n, layers, n_ops = probs.shape
+                flat = probs.reshape(-1, n_ops)
+                if flat.shape[0] == 0:
+                    out.append(torch.zeros(n, layers, min(k, n_ops), dtype=torch.long))
+                    continue
+                idx = torch.multinomial(flat, min(k, n_ops), replacement=False, generator=gen)
+                out.append(idx.reshape(n, layers, -1))
+        return out
+
+    def forward(
+        self, x: torch.Tensor, op_sample: Sequence[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """The relaxed supernet; with ``op_sample`` (from :meth:`sample_ops`) each stack
+        layer runs only its sampled ops, weighted by softmax(alpha) renormalised over
+        them (DenseNAS, ProxylessNAS): one op per layer trains the weights at a
+        fraction of the cost, two give alpha a gradient. Transitions stay relaxed."""
         outs = [self.stem(x)]
         reach = torch.ones(1, device=x.device, dtype=self.betas[0].dtype)
-        for stage, alpha, p in zip(self.stages, self.op_probs(), self.path_probs()):
+        for s, (stage, p) in enumerate(zip(self.stages, self.path_probs())):
+            alpha = self.alphas[s]
             new = []
             for j, node in enumerate(stage.nodes):
                 h = None
                 for i, transition in enumerate(node.transitions):
                     y = p[i, j] * transition(outs[i])
                     h = y if h is None else h + y
-                for layer, w in zip(node.layers, alpha[j].unbind(0)):
-                    h = layer(h, w)
+                for l_idx, layer in enumerate(node.layers):
+                    if op_sample is None:
+                        h = layer(h, alpha[j, l_idx].softmax(-1))
+                    else:
+                        active = op_sample[s][j, l_idx].tolist()
+                        h = layer(h, alpha[j, l_idx, active].softmax(-1), active)
                 new.append(h)
             reach = reach @ p
             outs = new
