@@ -174,7 +174,7 @@ def test_predict_labels_a_real_clip_and_reports_a_bad_file(trained, tmp_path):
         assert sum(p for _, p in preds[0].top) == pytest.approx(1, abs=1e-5)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", ["onnx", "pt2", "torchscript"])
 def test_exports_match_pytorch(trained, tmp_path, fmt):
     _, res = trained
     out = tmp_path / f"model.{fmt}"
@@ -192,6 +192,12 @@ def test_exports_match_pytorch(trained, tmp_path, fmt):
         assert json.loads(meta["vidnas.classes"]) == tm.classes
         got = ort.InferenceSession(str(out)).run(None, {"clip": x.numpy()})[0]
         got = torch.from_numpy(got)
+    elif fmt == "pt2":
+        files = {"vidnas.json": ""}
+        program = torch.export.load(str(out), extra_files=files)
+        assert json.loads(files["vidnas.json"])["vidnas.classes"] == tm.classes
+        with torch.no_grad():
+            got = program.module()(x)
     else:
         files = {"vidnas.json": ""}
         model = torch.jit.load(str(out), _extra_files=files)

@@ -305,7 +305,7 @@ def _predict(sub: argparse._SubParsersAction) -> None:
 def _export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write a trained network as ONNX or TorchScript")
     p.add_argument("ckpt", metavar="CKPT")
-    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("--format", required=True, choices=["onnx", "pt2", "torchscript"])
     p.add_argument("--out", "-o", default=None, help="output file")
 
     def run(args: argparse.Namespace) -> int:

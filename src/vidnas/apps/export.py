@@ -1,11 +1,13 @@
 """Export a trained network to a file that runs without vidnas.
 
-Both formats take normalised clips ``(N, 3, T, H, W)`` (N free) and return
-logits ``(N, classes)``; both carry what a user needs to feed them: class
+Every format takes normalised clips ``(N, 3, T, H, W)`` (N free) and returns
+logits ``(N, classes)``; each carries what a user needs to feed it: class
 names, input shape and normalisation, as ONNX metadata properties
-(``vidnas.classes`` etc., JSON values) or as the TorchScript extra file
-``vidnas.json``. After writing, the file is run once (onnxruntime for ONNX,
-``torch.jit.load`` for TorchScript) and compared with PyTorch.
+(``vidnas.classes`` etc., JSON values) or as the extra file ``vidnas.json`` of
+a ``torch.export`` program (``.pt2``, today's PyTorch format, loaded with
+``torch.export.load``) or of a TorchScript file (deprecated by PyTorch, kept
+for old runtimes). After writing, the file is run once and compared with
+PyTorch.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from vidnas.models.model_file import TrainedModel, load_trained
 
 log = logging.getLogger("vidnas.export")
 
-Format = Literal["onnx", "torchscript"]
+Format = Literal["onnx", "pt2", "torchscript"]
 
 
 @dataclass
@@ -79,9 +81,10 @@ def _check_onnx(path: Path, x: torch.Tensor) -> torch.Tensor | None:
 
 
 def export(ckpt: str | Path, fmt: Format, out: str | Path | None = None) -> ExportResult:
-    """Write ``ckpt``'s network as ONNX or TorchScript and check it against PyTorch."""
+    """Write ``ckpt``'s network as ONNX, a torch.export program or TorchScript and
+    check it against PyTorch."""
     tm = load_trained(ckpt)
-    suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}[fmt]
+    suffix = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".torchscript.pt"}[fmt]
     path = Path(out) if out else Path(ckpt).with_suffix(suffix)
     path.parent.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(0)
@@ -89,17 +92,23 @@ def export(ckpt: str | Path, fmt: Format, out: str | Path | None = None) -> Expo
     check = torch.randn(3, *tm.spec.input, generator=gen)  # another batch size on purpose
     with torch.no_grad():
         ref = tm.net(check)
+    extra = {
+        "vidnas.json": json.dumps(
+            {k: json.loads(v) if k != "vidnas.output" else v for k, v in _metadata(tm).items()}
+        )
+    }
     if fmt == "onnx":
         _export_onnx(tm, path, example)
         got = _check_onnx(path, check)
+    elif fmt == "pt2":
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        program = torch.export.export(tm.net.eval(), (example,), dynamic_shapes={"x": {0: batch}})
+        torch.export.save(program, str(path), extra_files=extra)
+        with torch.no_grad():
+            got = torch.export.load(str(path)).module()(check)
     else:
         with torch.no_grad():
             traced = torch.jit.trace(tm.net, example)
-        extra = {
-            "vidnas.json": json.dumps(
-                {k: json.loads(v) if k != "vidnas.output" else v for k, v in _metadata(tm).items()}
-            )
-        }
         torch.jit.save(traced, str(path), _extra_files=extra)
         with torch.no_grad():
             got = torch.jit.load(str(path))(check)

@@ -76,8 +76,7 @@ def write_search_report(
         f"# Search report: {run.path.name}",
         "",
         f"- input {c}x{t}x{h}x{w}, {summary.get('classes', '?')} classes, seed {cfg.seed}",
-        f"- searched dimensions: {', '.join(searched)}; cost term: {mode}; "
-        f"{s.mode} supernet",
+        f"- searched dimensions: {', '.join(searched)}; cost term: {mode}; {s.mode} supernet",
         f"- {s.epochs} epochs ({s.warmup_epochs} warm-up), batch {s.batch_size}, "
         f"search time {summary.get('search_seconds', 0):.0f} s",
         f"- unreadable videos skipped: {getattr(bad, 'count', 0)}",
