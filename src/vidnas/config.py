@@ -154,6 +154,11 @@ class SearchConfig:
     # weight step runs one op per layer drawn from softmax(alpha), the architecture
     # step two, renormalised (DenseNAS, ProxylessNAS); transitions stay relaxed.
     mode: Literal["relaxed", "sampled"] = "relaxed"
+    # Starting scale of each supernet residual block's last BatchNorm. 0 (the
+    # default, as for retraining) starts every block as the identity, which is also
+    # what skip is: the ops cannot differ, and alpha gets no gradient, until warm-up
+    # has grown those scales (docs/design.md, "Search decisiveness").
+    residual_init: float = 0.0
     # A layer's op or a stage's width whose probability on the derived path is below
     # this is reported as undecided (docs/design.md, "Search decisiveness").
     decided_threshold: float = 0.6
@@ -366,6 +371,7 @@ def _check_range(cfg: Config) -> None:
     need(s.cost_lambda >= 0, "search.cost_lambda", "must be >= 0")
     need(s.budget_gmacs is None or s.budget_gmacs > 0, "search.budget_gmacs", "must be > 0")
     need(s.checkpoint_every > 0, "search.checkpoint_every", "must be > 0")
+    need(s.residual_init >= 0, "search.residual_init", "must be >= 0")
     need(0 < s.decided_threshold < 1, "search.decided_threshold", "must be in (0, 1)")
     t = cfg.train
     need(t.epochs > 0, "train.epochs", "must be > 0")

@@ -310,3 +310,16 @@ def test_one_sampled_op_per_layer_is_that_ops_network():
     sn.zero_grad()
     sn(x, op_sample=two).sum().backward()
     assert any(a.grad is not None and a.grad.any() for a in sn.alphas)
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.0])
+def test_zero_initialised_residuals_give_alpha_no_gradient(scale):
+    """Every residual block starting as the identity is also every op equal to skip:
+    the cross-entropy cannot prefer one op, so alpha's gradient is exactly zero until
+    the blocks grow (search.residual_init moves that start)."""
+    torch.manual_seed(0)
+    sn = Supernet(small_space(), INPUT, CLASSES, residual_scale=scale)
+    y = torch.tensor([0, 1])
+    torch.nn.functional.cross_entropy(sn(torch.randn(2, *INPUT)), y).backward()
+    moved = any(a.grad is not None and a.grad.abs().max() > 1e-9 for a in sn.alphas)
+    assert moved == (scale > 0)

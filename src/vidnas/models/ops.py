@@ -112,7 +112,7 @@ def make_op(name: str, width: int) -> nn.Module:
     return nn.Identity() if d is None else DilatedBlock(width, d)
 
 
-def init_weights(module: nn.Module) -> None:
+def init_weights(module: nn.Module, residual_scale: float = 0.0) -> None:
     """He initialisation for convs, unit BN, small linear (the torchvision video
     ResNet recipe), and a zero scale on the last BN of every residual block.
 
@@ -134,7 +134,7 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
     for m in module.modules():  # a second pass: the first visits a block's BNs after it
         if isinstance(m, DilatedBlock):
-            nn.init.zeros_(m.bn_t.weight)
+            nn.init.constant_(m.bn_t.weight, residual_scale)
 
 
 def rename_legacy_keys(state_dict: dict[str, Any]) -> None:

@@ -153,7 +153,7 @@ class SearchLoop:
         self.total_steps = self.steps_per_epoch * cfg.search.epochs
 
         torch.manual_seed(cfg.seed)
-        net = Supernet(self.space, cfg.input, len(self.classes))
+        net = Supernet(self.space, cfg.input, len(self.classes), cfg.search.residual_init)
         self.net = prepare_module(net, cfg.runtime, self.device)
         s = cfg.search
         self.weights = list(self.net.weight_parameters())
@@ -533,8 +533,14 @@ class SearchLoop:
         write_search_report(
             self.run, cfg, spec, self.history, self.summary, self.bad, self.decisiveness.to_dict()
         )
-        for note in self.decisiveness.undecided:
-            log.warning("undecided: %s", note)
+        if self.decisiveness.undecided:
+            log.warning(
+                "the search left %d choice(s) undecided (below p = %.2f): the derived network "
+                "is arbitrary there; see %s",
+                len(self.decisiveness.undecided),
+                self.decisiveness.threshold,
+                self.run.report_path,
+            )
         return d
 
     def run_all(self) -> SearchResult:

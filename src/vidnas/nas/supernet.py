@@ -145,7 +145,15 @@ def expected_cost(
 class Supernet(nn.Module):
     """Every network of a space at once, with architecture parameters alpha and beta."""
 
-    def __init__(self, space: SearchSpace, input_shape: Sequence[int], num_classes: int) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        input_shape: Sequence[int],
+        num_classes: int,
+        residual_scale: float = 0.0,
+    ) -> None:
+        """``residual_scale``: the starting scale of every residual block's last BN
+        (0 starts each block as the identity, and so as ``skip``)."""
         super().__init__()
         self.space = space
         self.input_shape = tuple(input_shape)
@@ -158,7 +166,7 @@ class Supernet(nn.Module):
             prev = list(st.widths)
         self.stages = nn.ModuleList(stages)
         self.classifiers = nn.ModuleList(Classifier(w, num_classes) for w in prev)
-        init_weights(self)
+        init_weights(self, residual_scale)
         # Architecture parameters start uniform (zeros), as in DARTS and DenseNAS.
         self.alphas = nn.ParameterList(
             nn.Parameter(torch.zeros(len(st.widths), st.max_layers, len(space.ops)))
