@@ -226,6 +226,7 @@ class Supernet(nn.Module):
         fraction of the cost, two give alpha a gradient. Transitions stay relaxed."""
         outs = [self.stem(x)]
         reach = torch.ones(1, device=x.device, dtype=self.betas[0].dtype)
+        op_probs = self.op_probs() if op_sample is None else None
         for s, (stage, p) in enumerate(zip(self.stages, self.path_probs())):
             alpha = self.alphas[s]
             new = []
@@ -236,7 +237,7 @@ class Supernet(nn.Module):
                     h = y if h is None else h + y
                 for l_idx, layer in enumerate(node.layers):
                     if op_sample is None:
-                        h = layer(h, alpha[j, l_idx].softmax(-1))
+                        h = layer(h, op_probs[s][j, l_idx])
                     else:
                         active = op_sample[s][j, l_idx].tolist()
                         h = layer(h, alpha[j, l_idx, active].softmax(-1), active)
