@@ -5,7 +5,8 @@
 
 For each preset, the weight step (forward + backward + SGD on a train batch)
 and the architecture step (forward + backward to alpha and beta only + Adam,
-with the cost term) are timed on random clips of the preset's input shape,
+with the cost term), and with ``--step train`` a derived network's training
+step, are timed on random clips of the preset's input shape,
 after warm-up iterations. Each measurement runs in a fresh subprocess so that
 its peak memory is its own: on CUDA the peak allocated by torch, on the CPU the
 peak resident set of the process (model, optimizer state and activations).
@@ -50,15 +51,28 @@ def measure(
     )
     dev = resolve_device(cfg.runtime)
     torch.manual_seed(0)
-    net = prepare_module(Supernet(search_space(cfg), cfg.input, 400), cfg.runtime, dev)
-    w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.01, momentum=0.9)
-    a_opt = torch.optim.Adam(net.arch_parameters(), lr=3e-4)
+    if kind == "train":  # the derived network's training step (retraining)
+        from vidnas.models.archs import baseline_spec, resolve_arch
+        from vidnas.models.network import build_network
+
+        space = search_space(cfg)
+        spec = (
+            resolve_arch("paper-k400", space)
+            if preset == "paper"
+            else baseline_spec(space, cfg.input, 400)
+        )
+        net = prepare_module(build_network(spec.replace(input=tuple(cfg.input))), cfg.runtime, dev)
+        w_opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    else:
+        net = prepare_module(Supernet(search_space(cfg), cfg.input, 400), cfg.runtime, dev)
+        w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.01, momentum=0.9)
+        a_opt = torch.optim.Adam(net.arch_parameters(), lr=3e-4)
+        weights = list(net.weight_parameters())
     x = prepare_input(torch.randn(batch, *cfg.input), cfg.runtime, dev)
     y = torch.randint(0, 400, (batch,), device=dev)
-    weights = list(net.weight_parameters())
 
     def step() -> None:
-        if kind == "weight":
+        if kind in ("weight", "train"):
             with autocast(cfg.runtime, dev):
                 loss = torch.nn.functional.cross_entropy(net(x).float(), y)
             w_opt.zero_grad(set_to_none=True)
@@ -127,6 +141,14 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--no-channels-last", action="store_true")
     ap.add_argument("--device", default="auto")
+    ap.add_argument(
+        "--step",
+        nargs="+",
+        default=["weight", "arch"],
+        choices=["weight", "arch", "train"],
+        help="weight and arch: the supernet's two steps; train: the derived network's "
+        "training step (paper-k400 on the paper preset, the baseline otherwise)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -147,7 +169,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for preset, batch in zip(presets, batches):
         iters = args.iters or (3 if preset == "paper" else 10)
-        for kind in ("weight", "arch"):
+        for kind in args.step:
             spec = dict(
                 preset=preset,
                 kind=kind,

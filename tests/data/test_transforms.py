@@ -135,6 +135,7 @@ def test_float_path_matches_uint8_path():
     assert (a - b).abs().max() <= 1.0
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu():
     t = ClipTransform.from_config(load_config("paper"))

@@ -131,13 +131,16 @@ def expected_cost(
     where ``C_j`` belongs (docs/design.md), which would drop every stage past j.
     The last stage's ``C_j`` includes its classifier. Differentiable in both.
     """
+    # The table is built on the CPU; the probabilities live where alpha and beta do.
+    dev = op_probs[0].device
     nxt = None  # C_j of the stage after the current one
     for s in reversed(range(len(table.op))):
         probs = op_probs[s].to(torch.float64)
-        c_stack = (probs * table.op[s].unsqueeze(1)).sum(dim=(1, 2))  # [n_cur]
-        c_here = c_stack + (table.classifier if nxt is None else nxt)
+        c_stack = (probs * table.op[s].to(dev).unsqueeze(1)).sum(dim=(1, 2))  # [n_cur]
+        c_here = c_stack + (table.classifier.to(dev) if nxt is None else nxt)
         p = path_probs[s].to(torch.float64)
-        nxt = (p * (table.transition[s] + c_here.unsqueeze(0))).sum(dim=1)  # C of previous stage
+        trans = table.transition[s].to(dev)
+        nxt = (p * (trans + c_here.unsqueeze(0))).sum(dim=1)  # C of previous stage
     assert nxt is not None and nxt.numel() == 1
     return table.stem + nxt[0]
 
