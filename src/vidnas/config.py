@@ -81,7 +81,12 @@ class SynthConfig:
     """The built-in synthetic action dataset (written as real video files; see
     ``vidnas.data.synth`` for its classes)."""
 
-    # The first ``classes`` of the 10 built-in motion classes.
+    # motion: classes told apart by how small objects move (up to 10; 3-9 frames of
+    # context). order: 4 classes told apart only by the order of colour flashes
+    # ``period`` frames apart, so a network needs ``period - event + 2`` frames of
+    # temporal context (docs/design.md, "Synthetic data").
+    task: Literal["motion", "order"] = "motion"
+    # motion: the first ``classes`` of the 10 built-in motion classes; order: 4.
     classes: int = 10
     per_class: int = 30
     # Frames per video.
@@ -90,6 +95,9 @@ class SynthConfig:
     size: int = 96
     fps: int = 25
     seed: int = 0
+    # order task: each flash lasts ``event`` frames and starts every ``period`` frames.
+    period: int = 8
+    event: int = 3
 
 
 @dataclass

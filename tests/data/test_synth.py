@@ -279,3 +279,70 @@ def test_a_frame_model_stays_at_chance_where_a_clip_model_learns(tmp_path):
     print(f"4 classes, chance 0.25: single-frame model {frame_acc:.3f}, clip model {clip_acc:.3f}")
     assert frame_acc < 0.40
     assert clip_acc > 0.85
+
+
+# --------------------------------------------------------------------------- order task
+
+
+def _order_windows(backward: bool, length: int, period: int, event: int) -> Counter:
+    """Every window of ``length`` frames of one half, over every phase and start."""
+    from vidnas.data.synth import order_stream
+
+    out: Counter = Counter()
+    for phase in range(4 * period):
+        s = order_stream(backward, phase, 4 * period + length, period, event)
+        for start in range(4 * period):
+            out[tuple(s[start : start + length])] += 1
+    return out
+
+
+@pytest.mark.parametrize(("period", "event"), [(8, 3), (6, 2), (12, 4)])
+def test_order_task_needs_exactly_its_context(period, event):
+    """Windows of up to period - event + 1 frames are distributed identically for
+    both directions (so the ends of a clip, at a uniform phase, tell nothing); at
+    period - event + 2 frames an ordered pair shows and the directions differ."""
+    need = period - event + 2
+    for length in range(1, need):
+        assert _order_windows(False, length, period, event) == _order_windows(
+            True, length, period, event
+        ), length
+    fwd, back = (
+        _order_windows(False, need, period, event),
+        _order_windows(True, need, period, event),
+    )
+    assert fwd != back
+    # Not only as multisets: no window of `need` frames with two flashes occurs in both.
+    two = {w for w in fwd if len({c for c in w if c >= 0}) == 2}
+    assert two and not two & {w for w in back if len({c for c in w if c >= 0}) == 2}
+
+
+def test_order_dataset_layout_marker_and_checks(tmp_path):
+    from vidnas.data.synth import ORDER_CLASSES, render_order_video
+    from vidnas.errors import ConfigError
+
+    synth = SynthConfig(task="order", classes=4, per_class=2, frames=12, size=32)
+    out = write_synthetic(tmp_path / "order", synth)
+    ind = (out / "ucfTrainTestlist" / "classInd.txt").read_text().split()
+    assert ind[1::2] == list(ORDER_CLASSES)
+    assert len(list((out / "UCF-101").rglob("*.avi"))) == 8
+    marker = (out / "synth.json").read_text()
+    assert '"task": "order"' in marker and '"period": 8' in marker
+    # A single frame is uniform over colours whatever the class: the label is in order only.
+    v = render_order_video(3, 12, 32, 8, 3, seed=1)
+    assert v.shape == (12, 24, 32, 3) and v.dtype == np.uint8
+    for bad, key in [
+        (dict(classes=10), "classes"),
+        (dict(period=3, event=3), "period"),
+        (dict(frames=10), "frames"),
+        (dict(event=0), "event"),
+    ]:
+        with pytest.raises(ConfigError, match=f"data.synth.{key}"):
+            write_synthetic(tmp_path / "bad", SynthConfig(**{**synth.__dict__, **bad}))
+
+
+def test_motion_marker_is_unchanged_by_the_order_task(tiny_synth_root):
+    """Datasets written before the order task existed still match their config."""
+    import json
+
+    settings = json.loads((tiny_synth_root / "synth.json").read_text())["settings"]
+    assert not {"task", "period", "event"} & set(settings)

@@ -31,11 +31,21 @@ def _synth(dsub: argparse._SubParsersAction) -> None:
     d = SynthConfig()
     p = dsub.add_parser(
         "synth",
-        help="write the synthetic motion dataset (UCF101 layout, MPEG-4 AVI) to a folder",
-        description="Write the synthetic action dataset: classes that differ only in motion.",
+        help="write a synthetic dataset (UCF101 layout, MPEG-4 AVI) to a folder",
+        description="Write a synthetic action dataset: classes that differ only in motion "
+        "(--task motion) or only in the order of colour flashes --period frames apart "
+        "(--task order: needs period - event + 2 frames of temporal context).",
     )
     p.add_argument("out", metavar="OUT", help="folder to create (must be absent or empty)")
-    p.add_argument("--classes", type=int, default=d.classes, help=f"2..10 (default {d.classes})")
+    p.add_argument("--task", choices=["motion", "order"], default=d.task, help="(motion)")
+    p.add_argument(
+        "--classes",
+        type=int,
+        default=None,
+        help=f"motion: 2..10 (default {d.classes}); order: 4",
+    )
+    p.add_argument("--period", type=int, default=d.period, help=f"order: ({d.period})")
+    p.add_argument("--event", type=int, default=d.event, help=f"order: ({d.event})")
     p.add_argument(
         "--per-class", type=int, default=d.per_class, help=f"videos per class ({d.per_class})"
     )
@@ -49,9 +59,13 @@ def _synth(dsub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from vidnas.data.synth import frame_size, write_synthetic  # lazy
 
+        classes = args.classes or (4 if args.task == "order" else d.classes)
         synth = replace(
             d,
-            classes=args.classes,
+            task=args.task,
+            period=args.period,
+            event=args.event,
+            classes=classes,
             per_class=args.per_class,
             frames=args.frames,
             size=args.size,

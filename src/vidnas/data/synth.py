@@ -43,6 +43,20 @@ training clip always shows its class.
 on rendered videos that a per-frame model stays at chance while a clip model
 does not.
 
+The second task, ``order`` (``data.synth.task``), is built to need a chosen
+amount of temporal context and nothing else. The top and the bottom half of the
+frame each flash one of four colours for ``event`` frames every ``period``
+frames, the colours cycling forward (red, green, blue, orange) or backward,
+from a random phase; the class is the pair of directions (FwdFwd, FwdBack,
+BackFwd, BackBack). Every window of up to ``period - event + 1`` frames shows at
+most one flash per half, whose colour is uniform whatever the class, so only a
+network that spans ``period - event + 2`` frames sees an ordered pair. The phase
+is uniform, so a clip's ends (where zero padding starts) say nothing. With the
+default period 8 and event 3 that is 7 frames: the stage transitions alone span
+13 in theory, but a network without dilated stack layers early stays near chance
+in a short budget while one with them learns it (docs/results.md, "An
+architecture-sensitive task").
+
 Every video is a pure function of ``(seed, class, group, clip)``; the same
 settings give byte-identical files. Groups are only names here (UCF101's
 groups share actor and scene; these share nothing, so the search split, which
@@ -89,6 +103,16 @@ PROGRAMS: dict[str, tuple[tuple[int, int], ...]] = {
     "Swing6x8": ((1, 6), (-1, 8), (1, 8), (-1, 6)),
 }
 CLASS_NAMES = tuple(PROGRAMS)
+# The order task: (top half's direction, bottom half's direction).
+ORDER_CLASSES = ("FwdFwd", "FwdBack", "BackFwd", "BackBack")
+_ORDER_HUES = (0.0, 0.33, 0.6, 0.12)  # red, green, blue, orange
+
+
+def class_names(synth: SynthConfig) -> tuple[str, ...]:
+    """The classes of the dataset ``synth`` describes, in label order."""
+    return ORDER_CLASSES if synth.task == "order" else CLASS_NAMES[: synth.classes]
+
+
 # Sizes and speeds are for a frame 96 pixels wide and scale with the width. Many small
 # objects rather than a few large ones: every object is one more sample of its class's
 # motion in each clip, which is what makes 300 videos enough to learn from.
@@ -180,6 +204,32 @@ def render_video(name: str, frames: int, size: int, seed: int) -> np.ndarray:
     return np.clip(np.rint(video), 0, 255).astype(np.uint8)
 
 
+def order_stream(backward: bool, phase: int, frames: int, period: int, event: int) -> np.ndarray:
+    """One half's flashes in the order task: the colour index (0-3) shown at each
+    frame, -1 where there is no flash."""
+    order = (0, 3, 2, 1) if backward else (0, 1, 2, 3)
+    t = np.arange(frames) + phase
+    colour = np.array(order)[(t // period) % 4]
+    return np.where(t % period < event, colour, -1)
+
+
+def render_order_video(
+    label: int, frames: int, size: int, period: int, event: int, seed: int
+) -> np.ndarray:
+    """The frames of one video of order-task class ``label``: uint8 [frames, H, W, 3]."""
+    rng = np.random.default_rng(seed)
+    h, w = frame_size(size)
+    video = np.broadcast_to(_background(rng, h, w), (frames, h, w, 3)).copy()
+    for half, backward in enumerate((label // 2, label % 2)):
+        phase = int(rng.integers(0, 4 * period))  # uniform over a whole colour cycle
+        rows = slice(half * h // 2, (half + 1) * h // 2)
+        for t, c in enumerate(order_stream(bool(backward), phase, frames, period, event)):
+            if c >= 0:
+                colour = _hsv(_ORDER_HUES[c], 0.9, 1.0)
+                video[t, rows] = 0.4 * video[t, rows] + 0.6 * colour
+    return np.clip(np.rint(video), 0, 255).astype(np.uint8)
+
+
 def encode_avi(path: Path, video: np.ndarray, fps: int) -> None:
     """MPEG-4 Part 2 in AVI (UCF101's codec) at fixed quantiser 2: near lossless,
     decodable by anything, and byte-deterministic on one thread.
@@ -219,7 +269,13 @@ def split_test_groups(n_groups: int, split: int) -> set[int]:
 
 
 def _settings(synth: SynthConfig) -> dict:
-    return asdict(synth)
+    settings = asdict(synth)
+    if synth.task == "motion":
+        # The motion task's marker predates the order task: keep it byte-identical,
+        # so datasets written before still match their config.
+        for key in ("task", "period", "event"):
+            settings.pop(key)
+    return settings
 
 
 def write_synthetic(out: Path, synth: SynthConfig) -> Path:
@@ -291,11 +347,23 @@ def check_synth_config(synth: SynthConfig) -> None:
         if not ok:
             raise ConfigError(f"data.synth.{key}: {msg}")
 
-    need(
-        2 <= synth.classes <= len(CLASS_NAMES),
-        "classes",
-        f"the synthetic dataset has 2 to {len(CLASS_NAMES)} classes",
-    )
+    need(synth.task in ("motion", "order"), "task", f"motion or order, got {synth.task!r}")
+    if synth.task == "order":
+        need(synth.classes == len(ORDER_CLASSES), "classes", "the order task has 4 classes")
+        need(synth.event >= 1, "event", "must be >= 1 frame")
+        need(synth.period > synth.event, "period", "must be longer than event")
+        need(
+            synth.frames >= synth.period + synth.event,
+            "frames",
+            f"must be >= period + event ({synth.period + synth.event}) so that a video "
+            "shows two flashes of each half",
+        )
+    else:
+        need(
+            2 <= synth.classes <= len(CLASS_NAMES),
+            "classes",
+            f"the synthetic dataset has 2 to {len(CLASS_NAMES)} classes",
+        )
     need(synth.per_class >= 2, "per_class", "must be >= 2 (a train and a test group)")
     need(synth.frames >= 2, "frames", "must be >= 2")
     need(synth.size >= 16, "size", "must be >= 16 pixels")
@@ -303,7 +371,7 @@ def check_synth_config(synth: SynthConfig) -> None:
 
 
 def _generate(out: Path, synth: SynthConfig) -> None:
-    names = CLASS_NAMES[: synth.classes]
+    names = class_names(synth)
     sizes = groups_of(synth.per_class)
     lists = out / LIST_DIR
     lists.mkdir()
@@ -314,7 +382,12 @@ def _generate(out: Path, synth: SynthConfig) -> None:
             for c in range(1, clips + 1):
                 rel = f"{name}/v_{name}_g{g:02d}_c{c:02d}.avi"
                 seed = derive_seed("synth", synth.seed, label, g, c)
-                video = render_video(name, synth.frames, synth.size, seed)
+                if synth.task == "order":
+                    video = render_order_video(
+                        label, synth.frames, synth.size, synth.period, synth.event, seed
+                    )
+                else:
+                    video = render_video(name, synth.frames, synth.size, seed)
                 encode_avi(out / VIDEO_DIR / rel, video, synth.fps)
                 entries.append((rel, label, g))
     class_ind = "".join(f"{i + 1} {n}\n" for i, n in enumerate(names))
@@ -330,9 +403,18 @@ def _generate(out: Path, synth: SynthConfig) -> None:
         "format": FORMAT,
         "settings": _settings(synth),
         "frame_size": [h, w],
-        "classes": {
-            n: "".join(f"{'+' if s > 0 else '-' if s < 0 else '0'}" for s in program_steps(n))
-            for n in names
-        },
+        "classes": (
+            {
+                n: "colours cycle {} on top, {} below".format(
+                    *("backward" if b else "forward" for b in (i // 2, i % 2))
+                )
+                for i, n in enumerate(names)
+            }
+            if synth.task == "order"
+            else {
+                n: "".join(f"{'+' if s > 0 else '-' if s < 0 else '0'}" for s in program_steps(n))
+                for n in names
+            }
+        ),
     }
     (out / MARKER).write_text(json.dumps(marker, indent=2) + "\n")

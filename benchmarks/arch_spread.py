@@ -1,0 +1,249 @@
+"""Does architecture decide accuracy on a task? (issue 12, deliverable 1)
+
+Trains uniformly sampled architectures of one cost (within ``--tolerance``), the
+heads-only network and the hand-designed baseline of a preset's space, each with
+several seeds, and prints held-out top-1 per architecture, the spread between
+the best and the worst architecture's mean, and the spread over seeds. Jobs run
+in a process pool (``--workers``), so a GPU can take several at once.
+
+Two ways to train:
+
+* ``--pipeline``: the real thing. Each job is ``vidnas train`` + ``vidnas test``
+  (30 views) of the preset (``--config``, with ``key=value`` overrides) on its
+  dataset, as ``vidnas compare`` retrains its rows::
+
+      python benchmarks/arch_spread.py --pipeline --config cpu-small --random 8 \\
+          --seeds 0 1 --workers 4 --json spread.jsonl
+
+* default: a quick probe on clips of the order task rendered in memory
+  (``context_probe.py``), SGD with a one-cycle schedule::
+
+      python benchmarks/arch_spread.py --period 10 --event 3 --random 8 --seeds 0 1 \\
+          --device cuda --workers 6 --json spread.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from context_probe import clips
+from vidnas.config import load_config
+from vidnas.models.archs import baseline_spec
+from vidnas.models.cost import network_cost
+from vidnas.models.network import build_network
+from vidnas.models.space import SearchSpace
+from vidnas.models.spec import ArchSpec, StageSpec
+from vidnas.nas.derive import sample_derivation
+
+
+def _specs(args: argparse.Namespace) -> list[ArchSpec]:
+    cfg = load_config(args.config, args.overrides)
+    space = SearchSpace.from_config(cfg.space)
+    shape = tuple(cfg.input) if args.pipeline else (3, args.frames, args.size, args.size)
+    base = baseline_spec(space, shape, 4).replace(name="baseline")
+    heads = ArchSpec(
+        shape,
+        space.stem_width,
+        space.stem_stride,
+        tuple(StageSpec(st.middle_width, st.stride, ()) for st in space.stages),
+        4,
+        name="heads",
+    )
+    gen = torch.Generator().manual_seed(args.arch_seed)
+    costs = [network_cost(sample_derivation(space, shape, 4, gen).spec).macs for _ in range(500)]
+    target = args.target * 1e9 if args.target else statistics.median(costs)
+    out = [heads, base]
+    tries = 0
+    while len(out) < 2 + args.random and tries < 50_000:
+        tries += 1
+        d = sample_derivation(space, shape, 4, gen)
+        if abs(network_cost(d.spec).macs - target) <= args.tolerance * target:
+            out.append(d.spec.replace(name=f"random{len(out) - 1}"))
+    return out
+
+
+def _pipeline_job(job: dict) -> dict:
+    from vidnas.apps.evaluate import run_test
+    from vidnas.apps.train import run_train
+    from vidnas.config import with_overrides
+
+    torch.set_num_threads(job["threads"])
+    a = job["args"]
+    spec = ArchSpec.from_dict(job["spec"])
+    cfg = with_overrides(load_config(a["config"], a["overrides"]), f"seed={job['seed']}")
+    out = os.path.join(a["out"], f"{spec.name}-seed{job['seed']}")
+    started = time.perf_counter()
+    res = run_train(spec, cfg, out=out, resume=True, progress=False)
+    test = run_test(
+        res.best, (cfg.test.clips, cfg.test.crops), out=os.path.join(out, "test"), progress=False
+    ).metrics
+    return {
+        "task": a["config"] + "".join(f" {o}" for o in a["overrides"]),
+        "arch": spec.name,
+        "gmacs": network_cost(spec).macs / 1e9,
+        "seed": job["seed"],
+        "top1": test["top1"],
+        "seconds": time.perf_counter() - started,
+        "ops": [list(st.ops) for st in spec.stages],
+    }
+
+
+def synth_clips(n: int, frames: int, size: int, period: int, event: int, seed: int):
+    """``n`` clips of ``vidnas data synth --task order`` (its renderer, no video coding),
+    centre-cropped to ``size`` x ``size`` and normalised as the loader does."""
+    import numpy as np
+
+    from vidnas.data.synth import render_order_video
+
+    width = -(-size * 4 // 3)
+    labels = np.arange(n) % 4
+    x = np.stack(
+        [
+            render_order_video(int(y), frames, width, period, event, seed * 100_003 + i)
+            for i, y in enumerate(labels)
+        ]
+    )
+    h, w = x.shape[2:4]
+    x = x[:, :, (h - size) // 2 : (h - size) // 2 + size, (w - size) // 2 : (w - size) // 2 + size]
+    x = (torch.from_numpy(x).float().permute(0, 4, 1, 2, 3) / 255.0 - 0.45) / 0.225
+    return x, torch.from_numpy(labels)
+
+
+def _job(job: dict) -> dict:
+    if job["args"]["pipeline"]:
+        return _pipeline_job(job)
+    torch.set_num_threads(job["threads"])
+    dev = torch.device(job["device"])
+    spec = ArchSpec.from_dict(job["spec"])
+    a = job["args"]
+    make = synth_clips if a["renderer"] == "synth" else clips
+    tr = make(a["videos"], a["frames"], a["size"], a["period"], a["event"], 1)
+    te = make(a["test_videos"], a["frames"], a["size"], a["period"], a["event"], 2)
+    xtr, ytr, xte, yte = (t.to(dev) for t in (*tr, *te))
+    torch.manual_seed(job["seed"])
+    net = build_network(spec).to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=a["lr"], momentum=0.9, weight_decay=4e-5)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, a["lr"], total_steps=a["steps"], pct_start=0.15
+    )
+    gen = torch.Generator().manual_seed(job["seed"])
+    started = time.perf_counter()
+    net.train()
+    for _ in range(a["steps"]):
+        idx = torch.randint(len(xtr), (a["batch"],), generator=gen).to(dev)
+        loss = F.cross_entropy(net(xtr[idx]), ytr[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([net(xte[i : i + 64]).argmax(1) for i in range(0, len(xte), 64)])
+    return {
+        "task": f"{a['renderer']} p{a['period']}e{a['event']}f{a['frames']}s{a['size']} "
+        f"{a['steps']} steps",
+        "arch": spec.name,
+        "gmacs": network_cost(spec).macs / 1e9,
+        "seed": job["seed"],
+        "top1": float((pred == yte).float().mean()),
+        "seconds": time.perf_counter() - started,
+        "ops": [list(st.ops) for st in spec.stages],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default="cpu-small", help="preset or YAML of the space")
+    ap.add_argument("overrides", nargs="*", help="key=value overrides of the config")
+    ap.add_argument("--pipeline", action="store_true", help="retrain and test with vidnas")
+    ap.add_argument("--out", default="runs/arch-spread", help="--pipeline: run folders")
+    ap.add_argument(
+        "--renderer",
+        choices=["probe", "synth"],
+        default="synth",
+        help="synth: vidnas data synth --task order; probe: context_probe.py's plain clips",
+    )
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--period", type=int, nargs="+", default=[10])
+    ap.add_argument("--event", type=int, default=3)
+    ap.add_argument("--videos", type=int, default=800)
+    ap.add_argument("--test-videos", type=int, default=800)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--random", type=int, default=8)
+    ap.add_argument("--target", type=float, default=None, help="GMACs (default: median)")
+    ap.add_argument("--tolerance", type=float, default=0.1)
+    ap.add_argument("--arch-seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    specs = _specs(args)
+    if args.pipeline:
+        from pathlib import Path
+
+        from vidnas.data.synth import ensure_synthetic
+
+        data = load_config(args.config, args.overrides).data
+        if data.format == "synthetic":
+            ensure_synthetic(Path(data.root), data.synth)  # once, before the pool
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    jobs = []
+    for period in args.period:
+        a = {**vars(args), "period": period}
+        for spec in specs:
+            for seed in args.seeds:
+                jobs.append(
+                    dict(
+                        spec=spec.to_dict(), seed=seed, args=a, device=args.device, threads=threads
+                    )
+                )
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{args.device}; {len(specs)} archs x {len(args.seeds)} seeds x {len(args.period)} "
+        f"tasks, {args.steps} steps at batch {args.batch}",
+        flush=True,
+    )
+    rows = []
+    sink = open(args.json, "w") if args.json else None  # noqa: SIM115
+    with ProcessPoolExecutor(args.workers) as pool:
+        for r in pool.map(_job, jobs):
+            rows.append(r)
+            print(json.dumps({k: v for k, v in r.items() if k != "ops"}), flush=True)
+            if sink:
+                sink.write(json.dumps(r) + "\n")
+                sink.flush()
+    for task in dict.fromkeys(r["task"] for r in rows):
+        means = {}
+        for arch in dict.fromkeys(r["arch"] for r in rows):
+            accs = [r["top1"] for r in rows if r["task"] == task and r["arch"] == arch]
+            means[arch] = (statistics.mean(accs), statistics.pstdev(accs))
+        rand = {k: v for k, v in means.items() if k.startswith("random")}
+        print(f"\n## {task}")
+        for k, (m, s) in means.items():
+            print(f"{k:10s} {m:.3f} +- {s:.3f}")
+        if rand:
+            ms = [m for m, _ in rand.values()]
+            print(
+                f"random: best - worst mean {max(ms) - min(ms):.3f}; mean seed spread "
+                f"{statistics.mean(s for _, s in rand.values()):.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
