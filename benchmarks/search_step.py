@@ -33,6 +33,7 @@ def measure(
     precision: str,
     channels_last: bool,
     device: str,
+    activation_checkpointing: bool = False,
 ) -> dict:
     import torch
 
@@ -47,6 +48,7 @@ def measure(
             f"runtime.precision={precision}",
             f"runtime.channels_last={str(channels_last).lower()}",
             f"runtime.device={device}",
+            f"runtime.activation_checkpointing={str(activation_checkpointing).lower()}",
         ],
     )
     dev = resolve_device(cfg.runtime)
@@ -64,7 +66,13 @@ def measure(
         net = prepare_module(build_network(spec.replace(input=tuple(cfg.input))), cfg.runtime, dev)
         w_opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     else:
-        net = prepare_module(Supernet(search_space(cfg), cfg.input, 400), cfg.runtime, dev)
+        supernet = Supernet(
+            search_space(cfg),
+            cfg.input,
+            400,
+            activation_checkpointing=cfg.runtime.activation_checkpointing,
+        )
+        net = prepare_module(supernet, cfg.runtime, dev)
         w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.01, momentum=0.9)
         a_opt = torch.optim.Adam(net.arch_parameters(), lr=3e-4)
         weights = list(net.weight_parameters())
@@ -123,6 +131,7 @@ def measure(
         "device": str(dev),
         "precision": precision,
         "channels_last": channels_last,
+        "activation_checkpointing": activation_checkpointing,
         "threads": torch.get_num_threads(),
     }
 
@@ -141,6 +150,11 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--no-channels-last", action="store_true")
     ap.add_argument("--device", default="auto")
+    ap.add_argument(
+        "--activation-checkpointing",
+        action="store_true",
+        help="runtime.activation_checkpointing (the supernet steps)",
+    )
     ap.add_argument(
         "--step",
         nargs="+",
@@ -179,6 +193,7 @@ def main() -> None:
                 precision=args.precision,
                 channels_last=not args.no_channels_last,
                 device=args.device,
+                activation_checkpointing=args.activation_checkpointing,
             )
             out = subprocess.run(
                 [sys.executable, __file__, "--worker", json.dumps(spec)],
@@ -193,7 +208,8 @@ def main() -> None:
                 f"| {r['preset']} | {r['input']} | {r['step']} | {r['batch']} | "
                 f"{r['clips_per_s']:.2f} | {r['s_per_step']:.3f} | {r['peak_gib']:.2f} "
                 f"({r['memory']}) | {r['device']} {r['precision']}"
-                f"{' channels_last' if r['channels_last'] else ''} |",
+                f"{' channels_last' if r['channels_last'] else ''}"
+                f"{' checkpointed' if r['activation_checkpointing'] else ''} |",
                 flush=True,
             )
 

@@ -211,6 +211,10 @@ class RuntimeConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = True
     threads: int | None = None
+    # Search: keep only each supernet transition's and mixed layer's input for the
+    # backward pass and recompute the rest there; less memory, more time
+    # (docs/design.md, "Memory"). Results are unchanged.
+    activation_checkpointing: bool = False
 
 
 @dataclass

@@ -323,3 +323,35 @@ def test_zero_initialised_residuals_give_alpha_no_gradient(scale):
     torch.nn.functional.cross_entropy(sn(torch.randn(2, *INPUT)), y).backward()
     moved = any(a.grad is not None and a.grad.abs().max() > 1e-9 for a in sn.alphas)
     assert moved == (scale > 0)
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_activation_checkpointing_changes_nothing_but_memory(sampled):
+    """Same loss, same gradients for weights and alpha/beta, same BatchNorm running
+    statistics (the recomputation must not fold the batch in twice), in both modes
+    and with frozen weights as in the architecture step."""
+    import copy
+
+    torch.manual_seed(0)
+    plain = Supernet(small_space(), INPUT, CLASSES, residual_scale=1.0)
+    ckpt = copy.deepcopy(plain)
+    ckpt.activation_checkpointing = True
+    x, y = torch.randn(2, *INPUT), torch.tensor([0, 1])
+    sample = plain.sample_ops(2, torch.Generator().manual_seed(1)) if sampled else None
+    for net in (plain, ckpt):
+        torch.nn.functional.cross_entropy(net(x, op_sample=sample), y).backward()
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+        assert (a.grad is None) == (b.grad is None), name
+        if a.grad is not None:
+            assert torch.allclose(a.grad, b.grad, atol=1e-6, rtol=1e-5), name
+    for (name, a), b in zip(plain.named_buffers(), ckpt.buffers()):
+        assert torch.equal(a, b), name
+    # The architecture step: weights frozen, gradients reach alpha and beta only.
+    for net in (plain, ckpt):
+        net.zero_grad()
+        for p in net.weight_parameters():
+            p.requires_grad_(False)
+        torch.nn.functional.cross_entropy(net(x, op_sample=sample), y).backward()
+    for a, b in zip(plain.arch_parameters(), ckpt.arch_parameters()):
+        if a.numel():  # a stage without stack layers has an empty alpha
+            assert a.grad is not None and torch.allclose(a.grad, b.grad, atol=1e-7, rtol=1e-5)

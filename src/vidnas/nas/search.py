@@ -153,7 +153,13 @@ class SearchLoop:
         self.total_steps = self.steps_per_epoch * cfg.search.epochs
 
         torch.manual_seed(cfg.seed)
-        net = Supernet(self.space, cfg.input, len(self.classes), cfg.search.residual_init)
+        net = Supernet(
+            self.space,
+            cfg.input,
+            len(self.classes),
+            cfg.search.residual_init,
+            cfg.runtime.activation_checkpointing,
+        )
         self.net = prepare_module(net, cfg.runtime, self.device)
         s = cfg.search
         self.weights = list(self.net.weight_parameters())

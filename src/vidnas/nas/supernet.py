@@ -19,12 +19,14 @@ The module layout mirrors :class:`vidnas.models.network.VidNet` (``stem``,
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from vidnas.models import cost as costs
 from vidnas.models.network import VidNet
@@ -154,10 +156,15 @@ class Supernet(nn.Module):
         input_shape: Sequence[int],
         num_classes: int,
         residual_scale: float = 0.0,
+        activation_checkpointing: bool = False,
     ) -> None:
         """``residual_scale``: the starting scale of every residual block's last BN
-        (0 starts each block as the identity, and so as ``skip``)."""
+        (0 starts each block as the identity, and so as ``skip``).
+        ``activation_checkpointing``: keep only each transition's and each mixed
+        layer's input for the backward pass and recompute the rest there
+        (``runtime.activation_checkpointing``; docs/design.md, "Memory")."""
         super().__init__()
+        self.activation_checkpointing = activation_checkpointing
         self.space = space
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
@@ -220,6 +227,20 @@ class Supernet(nn.Module):
                 out.append(idx.reshape(n, layers, -1))
         return out
 
+    def _checkpointing(self) -> bool:
+        return self.activation_checkpointing and self.training and torch.is_grad_enabled()
+
+    @staticmethod
+    def _run_checkpointed(module: nn.Module, *args: Any) -> torch.Tensor:
+        # Non-reentrant: works when the weights are frozen (the architecture step)
+        # and with non-tensor arguments (the sampled ops).
+        return checkpoint(
+            module,
+            *args,
+            use_reentrant=False,
+            context_fn=lambda: (contextlib.nullcontext(), _frozen_bn_stats(module)),
+        )
+
     def forward(
         self, x: torch.Tensor, op_sample: Sequence[torch.Tensor] | None = None
     ) -> torch.Tensor:
@@ -227,6 +248,7 @@ class Supernet(nn.Module):
         layer runs only its sampled ops, weighted by softmax(alpha) renormalised over
         them (DenseNAS, ProxylessNAS): one op per layer trains the weights at a
         fraction of the cost, two give alpha a gradient. Transitions stay relaxed."""
+        run = self._run_checkpointed if self._checkpointing() else _run
         outs = [self.stem(x)]
         reach = torch.ones(1, device=x.device, dtype=self.betas[0].dtype)
         op_probs = self.op_probs() if op_sample is None else None
@@ -236,14 +258,14 @@ class Supernet(nn.Module):
             for j, node in enumerate(stage.nodes):
                 h = None
                 for i, transition in enumerate(node.transitions):
-                    y = p[i, j] * transition(outs[i])
+                    y = p[i, j] * run(transition, outs[i])
                     h = y if h is None else h + y
                 for l_idx, layer in enumerate(node.layers):
                     if op_sample is None:
-                        h = layer(h, op_probs[s][j, l_idx])
+                        h = run(layer, h, op_probs[s][j, l_idx])
                     else:
                         active = op_sample[s][j, l_idx].tolist()
-                        h = layer(h, alpha[j, l_idx, active].softmax(-1), active)
+                        h = run(layer, h, alpha[j, l_idx, active].softmax(-1), active)
                 new.append(h)
             reach = reach @ p
             outs = new
@@ -252,6 +274,32 @@ class Supernet(nn.Module):
             y = r * clf(x_j)
             logits = y if logits is None else logits + y
         return logits
+
+
+def _run(module: nn.Module, *args: Any) -> torch.Tensor:
+    return module(*args)
+
+
+@contextlib.contextmanager
+def _frozen_bn_stats(module: nn.Module) -> Iterator[None]:
+    """Recompute without touching BatchNorm's running statistics: the forward pass
+    already folded this batch in, and a second update would make checkpointing
+    change the result (momentum 0 keeps the running mean and variance; the batch
+    counter is put back)."""
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [
+        (m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
+        for m in bns
+    ]
+    try:
+        for m in bns:
+            m.momentum = 0.0
+        yield
+    finally:
+        for m, (momentum, count) in zip(bns, saved):
+            m.momentum = momentum
+            if count is not None:
+                m.num_batches_tracked.copy_(count)
 
 
 # ---------------------------------------------------------------------- weight sharing
