@@ -34,14 +34,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from context_probe import clips
+from context_probe import clips, train_eval
 from vidnas.config import load_config
 from vidnas.models.archs import baseline_spec
 from vidnas.models.cost import network_cost
-from vidnas.models.network import build_network
 from vidnas.models.space import SearchSpace
 from vidnas.models.spec import ArchSpec, StageSpec
 from vidnas.nas.derive import sample_derivation
@@ -130,33 +128,16 @@ def _job(job: dict) -> dict:
     make = synth_clips if a["renderer"] == "synth" else clips
     tr = make(a["videos"], a["frames"], a["size"], a["period"], a["event"], 1)
     te = make(a["test_videos"], a["frames"], a["size"], a["period"], a["event"], 2)
-    xtr, ytr, xte, yte = (t.to(dev) for t in (*tr, *te))
-    torch.manual_seed(job["seed"])
-    net = build_network(spec).to(dev)
-    opt = torch.optim.SGD(net.parameters(), lr=a["lr"], momentum=0.9, weight_decay=4e-5)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, a["lr"], total_steps=a["steps"], pct_start=0.15
-    )
-    gen = torch.Generator().manual_seed(job["seed"])
+    data = tuple(t.to(dev) for t in (*tr, *te))
     started = time.perf_counter()
-    net.train()
-    for _ in range(a["steps"]):
-        idx = torch.randint(len(xtr), (a["batch"],), generator=gen).to(dev)
-        loss = F.cross_entropy(net(xtr[idx]), ytr[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    net.eval()
-    with torch.no_grad():
-        pred = torch.cat([net(xte[i : i + 64]).argmax(1) for i in range(0, len(xte), 64)])
+    top1 = train_eval(spec, data, a["steps"], job["seed"], a["lr"], a["batch"])
     return {
         "task": f"{a['renderer']} p{a['period']}e{a['event']}f{a['frames']}s{a['size']} "
         f"{a['steps']} steps",
         "arch": spec.name,
         "gmacs": network_cost(spec).macs / 1e9,
         "seed": job["seed"],
-        "top1": float((pred == yte).float().mean()),
+        "top1": top1,
         "seconds": time.perf_counter() - started,
         "ops": [list(st.ops) for st in spec.stages],
     }

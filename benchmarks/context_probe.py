@@ -79,14 +79,14 @@ def probe_spec(space: SearchSpace, input_shape, op: str | None) -> ArchSpec:
 
 def train_eval(spec: ArchSpec, data, steps: int, seed: int, lr: float, batch: int) -> float:
     torch.manual_seed(seed)
-    net = build_network(spec)
     xtr, ytr, xte, yte = data
+    net = build_network(spec).to(xtr.device)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=4e-5)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.15)
     gen = torch.Generator().manual_seed(seed)
     net.train()
     for _ in range(steps):
-        idx = torch.randint(len(xtr), (batch,), generator=gen)
+        idx = torch.randint(len(xtr), (batch,), generator=gen).to(xtr.device)
         loss = F.cross_entropy(net(xtr[idx]), ytr[idx])
         opt.zero_grad()
         loss.backward()

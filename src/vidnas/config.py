@@ -84,7 +84,7 @@ class SynthConfig:
     # motion: classes told apart by how small objects move (up to 10; 3-9 frames of
     # context). order: 4 classes told apart only by the order of colour flashes
     # ``period`` frames apart, so a network needs ``period - event + 2`` frames of
-    # temporal context (docs/design.md, "Synthetic data").
+    # temporal context (docs/design.md, "Data").
     task: Literal["motion", "order"] = "motion"
     # motion: the first ``classes`` of the 10 built-in motion classes; order: 4.
     classes: int = 10

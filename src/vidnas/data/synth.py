@@ -52,10 +52,9 @@ BackFwd, BackBack). Every window of up to ``period - event + 1`` frames shows at
 most one flash per half, whose colour is uniform whatever the class, so only a
 network that spans ``period - event + 2`` frames sees an ordered pair. The phase
 is uniform, so a clip's ends (where zero padding starts) say nothing. With the
-default period 8 and event 3 that is 7 frames: the stage transitions alone span
-13 in theory, but a network without dilated stack layers early stays near chance
-in a short budget while one with them learns it (docs/results.md, "An
-architecture-sensitive task").
+default period 8 and event 3 that is 7 frames (the stage transitions alone span
+13 in theory). How much architecture matters on it depends on the clip size and
+the training budget (docs/results.md, "The order task").
 
 Every video is a pure function of ``(seed, class, group, clip)``; the same
 settings give byte-identical files. Groups are only names here (UCF101's
@@ -370,6 +369,14 @@ def check_synth_config(synth: SynthConfig) -> None:
     need(synth.fps >= 1, "fps", "must be >= 1")
 
 
+def _describe(synth: SynthConfig, label: int, name: str) -> str:
+    """One class in the marker: its velocity programme, or its two directions."""
+    if synth.task == "order":
+        top, bottom = ("backward" if b else "forward" for b in (label // 2, label % 2))
+        return f"colours cycle {top} on top, {bottom} below"
+    return "".join("+" if s > 0 else "-" if s < 0 else "0" for s in program_steps(name))
+
+
 def _generate(out: Path, synth: SynthConfig) -> None:
     names = class_names(synth)
     sizes = groups_of(synth.per_class)
@@ -403,18 +410,6 @@ def _generate(out: Path, synth: SynthConfig) -> None:
         "format": FORMAT,
         "settings": _settings(synth),
         "frame_size": [h, w],
-        "classes": (
-            {
-                n: "colours cycle {} on top, {} below".format(
-                    *("backward" if b else "forward" for b in (i // 2, i % 2))
-                )
-                for i, n in enumerate(names)
-            }
-            if synth.task == "order"
-            else {
-                n: "".join(f"{'+' if s > 0 else '-' if s < 0 else '0'}" for s in program_steps(n))
-                for n in names
-            }
-        ),
+        "classes": {n: _describe(synth, label, n) for label, n in enumerate(names)},
     }
     (out / MARKER).write_text(json.dumps(marker, indent=2) + "\n")

@@ -94,6 +94,17 @@ class CostTable:
     op: tuple[torch.Tensor, ...]
     classifier: torch.Tensor
 
+    def to(self, device: torch.device) -> CostTable:
+        """This table on ``device`` (itself if already there)."""
+        if self.classifier.device == device:
+            return self
+        return CostTable(
+            self.stem,
+            tuple(t.to(device) for t in self.transition),
+            tuple(t.to(device) for t in self.op),
+            self.classifier.to(device),
+        )
+
     @classmethod
     def build(cls, space: SearchSpace, input_shape: Sequence[int], num_classes: int) -> CostTable:
         stem_cost, shape = costs.stem_cost(tuple(input_shape), space.stem_width, space.stem_stride)
@@ -133,16 +144,13 @@ def expected_cost(
     where ``C_j`` belongs (docs/design.md), which would drop every stage past j.
     The last stage's ``C_j`` includes its classifier. Differentiable in both.
     """
-    # The table is built on the CPU; the probabilities live where alpha and beta do.
-    dev = op_probs[0].device
     nxt = None  # C_j of the stage after the current one
     for s in reversed(range(len(table.op))):
         probs = op_probs[s].to(torch.float64)
-        c_stack = (probs * table.op[s].to(dev).unsqueeze(1)).sum(dim=(1, 2))  # [n_cur]
-        c_here = c_stack + (table.classifier.to(dev) if nxt is None else nxt)
+        c_stack = (probs * table.op[s].unsqueeze(1)).sum(dim=(1, 2))  # [n_cur]
+        c_here = c_stack + (table.classifier if nxt is None else nxt)
         p = path_probs[s].to(torch.float64)
-        trans = table.transition[s].to(dev)
-        nxt = (p * (trans + c_here.unsqueeze(0))).sum(dim=1)  # C of previous stage
+        nxt = (p * (table.transition[s] + c_here.unsqueeze(0))).sum(dim=1)  # C of previous stage
     assert nxt is not None and nxt.numel() == 1
     return table.stem + nxt[0]
 
@@ -208,6 +216,8 @@ class Supernet(nn.Module):
 
     def expected_macs(self) -> torch.Tensor:
         """Expected MACs per clip of the derived network (float64, differentiable)."""
+        # The table is built on the CPU; it follows alpha and beta once, not per call.
+        self.cost_table = self.cost_table.to(self.alphas[0].device)
         return expected_cost(self.cost_table, self.op_probs(), self.path_probs())
 
     def sample_ops(self, k: int, gen: torch.Generator) -> list[torch.Tensor]:
