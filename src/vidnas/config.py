@@ -215,6 +215,9 @@ class RuntimeConfig:
     # backward pass and recompute the rest there; less memory, more time
     # (docs/design.md, "Memory"). Results are unchanged.
     activation_checkpointing: bool = False
+    # Under torchrun on CUDA: BatchNorm statistics over the whole global batch
+    # (SyncBatchNorm) instead of each rank's part (docs/design.md, "Distributed").
+    sync_batchnorm: bool = False
 
 
 @dataclass

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from vidnas import __version__
 from vidnas.apps.data_cli import add_data_command
 from vidnas.config import load_config, parse_shape
+from vidnas.engine import distributed
 from vidnas.errors import ConfigError, VidnasError
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
@@ -437,15 +439,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not hasattr(args, "overrides"):
             parser.error(f"{args.command} takes no key=value overrides: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        job = distributed.from_env()
+    except VidnasError as err:
+        print(f"vidnas: error: {err}", file=sys.stderr)
+        return 2
+    if job.main:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    else:  # under torchrun: rank 0 speaks for the job, the others only warn
+        logging.basicConfig(level=logging.WARNING, format=f"[rank {job.rank}] %(message)s")
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the process's lifetime)
     try:
         return int(args.func(args) or 0)
     except VidnasError as err:
-        print(f"vidnas: error: {err}", file=sys.stderr)
+        print(
+            f"vidnas: error{f' (rank {job.rank})' if job.enabled else ''}: {err}", file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         print("vidnas: interrupted", file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown()
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ import torch
 from tqdm import tqdm
 
 from vidnas.config import Config, with_overrides
-from vidnas.data import BadVideoLog, MultiViewDataset, load_index, make_loader
+from vidnas.data import MultiViewDataset, load_index, make_loader
+from vidnas.engine import distributed
 from vidnas.engine.checkpoint import atomic_write_text
+from vidnas.engine.loop import BadVideoLog
 from vidnas.engine.runtime import (
     autocast,
     prepare_input,
@@ -86,7 +88,8 @@ def run_test(
     cfg = test_config(tm, overrides)
     clips, crops = views or (cfg.test.clips, cfg.test.crops)
     setup_threads(cfg.runtime)
-    device = resolve_device(cfg.runtime)
+    dist = distributed.setup()
+    device = distributed.local_device(resolve_device(cfg.runtime), dist)
     index = load_index(cfg, "test")
     if list(index.classes) != tm.classes:
         raise DataError(
@@ -103,16 +106,16 @@ def run_test(
         epoch=0,
         num_workers=cfg.data.num_workers,
         drop_last=False,
+        dist=dist,
     )
     bad = BadVideoLog()
     n_cls = len(tm.classes)
-    confusion = [[0] * n_cls for _ in range(n_cls)]
-    rows, top1, top5 = [], 0, 0
+    scored: list[tuple[int, int, list[int], float]] = []  # (index, label, top-5, p of top-1)
     view_batch = max(1, cfg.test.batch_size)
     for batch in tqdm(
         loader,
         total=len(loader),
-        disable=not progress,
+        disable=not (progress and dist.main),
         desc="test",
         dynamic_ncols=True,
         leave=False,
@@ -127,20 +130,27 @@ def run_test(
                 probs.append(logits.float().softmax(-1).cpu())
             p = torch.cat(probs).mean(0)
             top = p.topk(min(5, n_cls)).indices.tolist()
-            y = int(label)
-            top1 += top[0] == y
-            top5 += y in top
-            confusion[y][top[0]] += 1
-            rec = index.records[int(idx)]
-            rows.append(
-                (
-                    rec.path,
-                    tm.classes[y],
-                    tm.classes[top[0]],
-                    float(p[top[0]]),
-                    ";".join(tm.classes[k] for k in top),
-                )
+            scored.append((int(idx), int(label), top, float(p[top[0]])))
+    # Each rank tested its share of the list: gather the scores (in list order) and
+    # every rank's unreadable videos, so the figures are those of one process.
+    scored = sorted(v for part in dist.gather(scored) for v in part)
+    for part in dist.gather(bad.state_dict()):
+        bad.update(part.items())
+    confusion = [[0] * n_cls for _ in range(n_cls)]
+    rows, top1, top5 = [], 0, 0
+    for idx, y, top, p_top in scored:
+        top1 += top[0] == y
+        top5 += y in top
+        confusion[y][top[0]] += 1
+        rows.append(
+            (
+                index.records[idx].path,
+                tm.classes[y],
+                tm.classes[top[0]],
+                p_top,
+                ";".join(tm.classes[k] for k in top),
             )
+        )
     tested = len(rows)
     if tested == 0:
         raise DataError("no test video could be read; see the messages above")
@@ -164,7 +174,9 @@ def run_test(
         "input": list(tm.spec.input),
     }
     out_dir = Path(out) if out else _default_out(ckpt)
-    _write(out_dir, metrics, rows, confusion, tm.classes)
+    if dist.main:
+        _write(out_dir, metrics, rows, confusion, tm.classes)
+    dist.barrier()  # the files exist for every rank once it returns
     return TestResult(metrics, out_dir)
 
 

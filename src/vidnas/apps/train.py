@@ -28,27 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from vidnas.config import Config
-from vidnas.data import BadVideoLog, ClipDataset, holdout_split, load_index, make_loader
+from vidnas.data import ClipDataset, holdout_split, load_index, make_loader
+from vidnas.engine import distributed
 from vidnas.engine.checkpoint import save_checkpoint
-from vidnas.engine.rundir import RunDir, open_run
-from vidnas.engine.runtime import (
-    cosine_lr,
-    prepare_module,
-    resolve_device,
-    rng_state,
-    set_rng_state,
-    setup_threads,
-)
-from vidnas.engine.steps import (
-    check_finite,
-    evaluate_single_view,
-    recalibrate_bn,
-    weight_step,
-)
-from vidnas.errors import ConfigError, DataError, RunError
+from vidnas.engine.loop import RunLoop, open_job_run
+from vidnas.engine.rundir import RunDir
+from vidnas.engine.runtime import cosine_lr, prepare_module
+from vidnas.engine.steps import evaluate_single_view, recalibrate_bn, weight_step
+from vidnas.errors import ConfigError, DataError
 from vidnas.models.archs import resolve_arch
 from vidnas.models.cost import network_cost
 from vidnas.models.model_file import KIND, model_payload
@@ -121,13 +110,16 @@ def inherit_from_search(net: VidNet, search_run: str | Path) -> dict[str, Any]:
     return {"search_run": str(run.path), "path": list(d.path), "classifier": same_classes}
 
 
-class TrainLoop:
+class TrainLoop(RunLoop):
+    """One retraining run, resumable; :func:`run_train` is the entry point."""
+
+    kind = KIND
+    sum_keys = ("loss", "correct", "count")
+
     def __init__(
         self, cfg: Config, run: RunDir, spec: ArchSpec | str | Path, progress: bool = True
     ) -> None:
-        self.cfg, self.run, self.progress = cfg, run, progress
-        setup_threads(cfg.runtime)
-        self.device = resolve_device(cfg.runtime)
+        super().__init__(cfg, run, progress)
         index = load_index(cfg, "train")
         self.classes = list(index.classes)
         t = cfg.train
@@ -146,6 +138,7 @@ class TrainLoop:
         self.spec = resolve_train_arch(spec, cfg, len(self.classes))
         torch.manual_seed(cfg.seed)
         self.net = prepare_module(build_network(self.spec, t.dropout), cfg.runtime, self.device)
+        self.ddp = self.data_parallel(self.net)
         self.params = list(self.net.parameters())
         self.opt = torch.optim.SGD(
             self.params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
@@ -157,15 +150,8 @@ class TrainLoop:
                 f"(train.batch_size={t.batch_size})"
             )
         self.total_steps = self.steps_per_epoch * t.epochs
-        self.bad = BadVideoLog()
-        self.epoch, self.step = 0, 0
-        self.sums = {"loss": 0.0, "correct": 0, "count": 0}
-        self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"val_acc": -1.0, "epoch": 0}
-        self.elapsed = 0.0
-        self.done = False
         self.init: dict[str, Any] = {}
-        self.writer: Any = None
         cost = network_cost(self.spec)
         self.gmacs, self.n_params = cost.macs / 1e9, cost.params
 
@@ -190,35 +176,20 @@ class TrainLoop:
 
     def state_dict(self) -> dict[str, Any]:
         return {
+            **super().state_dict(),
             **model_payload(self.net, self.classes, self.cfg, self._metrics()),
             "opt": self.opt.state_dict(),
-            "rng": rng_state(),
-            "epoch": self.epoch,
-            "step": self.step,
-            "sums": dict(self.sums),
-            "history": self.history,
             "best": dict(self.best),
-            "bad_videos": self.bad.state_dict(),
-            "elapsed": self.elapsed,
-            "done": self.done,
             "init": self.init,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["classes"] != self.classes:
-            raise RunError("the dataset's classes changed since this run started")
+        self.check_classes(state, self.classes)
+        super().load_state_dict(state)
         self.net.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
-        set_rng_state(state["rng"])
-        self.epoch, self.step = state["epoch"], state["step"]
-        self.sums = dict(state["sums"])
-        self.history = list(state["history"])
         self.best = dict(state["best"])
-        self.bad.load_state_dict(state["bad_videos"])
-        self.elapsed, self.done, self.init = state["elapsed"], state["done"], dict(state["init"])
-
-    def save(self) -> None:
-        save_checkpoint(self.run.last_checkpoint, self.state_dict(), kind=KIND)
+        self.init = dict(state["init"])
 
     # ------------------------------------------------------------------ loop
 
@@ -232,20 +203,26 @@ class TrainLoop:
             start_batch=start,
             num_workers=self.cfg.data.num_workers,
             drop_last=name == "train",
+            dist=self.dist,
         )
 
     def _validate(self) -> dict[str, float]:
-        return evaluate_single_view(
+        self.sync_buffers(self.net)
+        res = evaluate_single_view(
             self.net,
             self._loader("val", 0),
             self.device,
             self.cfg.runtime,
             on_batch=lambda b: self.bad.update(b["failed"]),
+            dist=self.dist,
         )
+        self.merge_bad_videos()
+        return res
 
     def initialise(self, init_from: str | Path | None) -> None:
         """Fresh run: optionally inherit the search's weights, then the first checkpoint."""
-        self.spec.save(self.run.arch_path)
+        if self.dist.main:
+            self.spec.save(self.run.arch_path)
         if init_from is not None:
             started = time.perf_counter()
             self.init = inherit_from_search(self.net, init_from)
@@ -255,6 +232,7 @@ class TrainLoop:
                 self.device,
                 self.cfg.runtime,
                 self.cfg.train.bn_recalibration_batches,
+                self.dist,
             )
             res = self._validate()
             self.init.update(val_acc=res["acc"], val_loss=res["loss"])
@@ -267,14 +245,7 @@ class TrainLoop:
         started = time.perf_counter()
         loader = self._loader("train", e, self.step)
         self.net.train()
-        bar = tqdm(
-            total=self.steps_per_epoch,
-            initial=self.step,
-            disable=not self.progress,
-            desc=f"epoch {e + 1}/{t.epochs}",
-            leave=False,
-            dynamic_ncols=True,
-        )
+        bar = self.bar(self.steps_per_epoch, f"epoch {e + 1}/{t.epochs}")
         lr = cosine_lr(e * self.steps_per_epoch + self.step, self.total_steps, t.lr, t.lr_min)
         try:
             for batch in loader:
@@ -282,11 +253,8 @@ class TrainLoop:
                 lr = cosine_lr(
                     e * self.steps_per_epoch + self.step, self.total_steps, t.lr, t.lr_min
                 )
-                check = lambda loss: check_finite(  # noqa: E731
-                    loss, "training", self.epoch, self.step, self.run.last_checkpoint
-                )
                 loss, correct, n = weight_step(
-                    self.net,
+                    self.ddp,
                     self.params,
                     self.opt,
                     batch,
@@ -294,47 +262,40 @@ class TrainLoop:
                     cfg.runtime,
                     lr,
                     t.grad_clip,
-                    check,
+                    self.check("training"),
+                    self.dist,
                 )
-                self.sums["loss"] += loss
-                self.sums["correct"] += correct
-                self.sums["count"] += n
+                self.add(loss=loss, correct=correct, count=n)
                 self.step += 1
                 bar.update(1)
-                c = max(self.sums["count"], 1)
                 bar.set_postfix(
-                    loss=f"{self.sums['loss'] / c:.3f}",
-                    acc=f"{self.sums['correct'] / c:.3f}",
+                    loss=f"{self.mean('loss', 'count'):.3f}",
+                    acc=f"{self.mean('correct', 'count'):.3f}",
                     lr=f"{lr:.2e}",
                 )
-                if self.step % t.checkpoint_every == 0 and self.step < len(loader):
-                    self.elapsed += time.perf_counter() - started
-                    started = time.perf_counter()
-                    self.save()
+                started = self.checkpoint_due(t.checkpoint_every, len(loader), started)
         finally:
             bar.close()
         res = self._validate()
-        c = max(self.sums["count"], 1)
         self.elapsed += time.perf_counter() - started
         row = {
             "epoch": e + 1,
             "lr": lr,
-            "train_loss": self.sums["loss"] / c,
-            "train_acc": self.sums["correct"] / c,
+            "train_loss": self.mean("loss", "count"),
+            "train_acc": self.mean("correct", "count"),
             "val_loss": res["loss"],
             "val_acc": res["acc"],
             "bad_videos": self.bad.count,
             "time_s": round(self.elapsed, 2),
         }
         self.history.append(row)
-        self.epoch, self.step = e + 1, 0
-        self.sums = {"loss": 0.0, "correct": 0, "count": 0}
+        self.reset_epoch()
         improved = res["acc"] > self.best["val_acc"]
         if improved:
             self.best = {"val_acc": res["acc"], "epoch": e + 1}
         self.done = self.epoch >= t.epochs
         self.save()
-        if improved:
+        if improved and self.dist.main:
             payload = model_payload(self.net, self.classes, cfg, self._metrics())
             save_checkpoint(self.best_path, payload, kind=KIND)
         self._write_outputs()
@@ -350,20 +311,14 @@ class TrainLoop:
         )
 
     def _write_outputs(self) -> None:
-        self.run.write_metrics(self.history)
-        if self.writer is None:
-            self.writer = self.run.summary_writer(purge_step=len(self.history))
-        row = self.history[-1]
-        for k, v in row.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                self.writer.add_scalar(f"train/{k}", v, row["epoch"])
-        self.writer.flush()
-        plots.plot_curves(
-            self.history,
-            self.run.plots / "train_curves.png",
-            sets=("train", "val"),
-            title="retraining",
-        )
+        self.write_scalars("train", self.history[-1])
+        if self.dist.main:
+            plots.plot_curves(
+                self.history,
+                self.run.plots / "train_curves.png",
+                sets=("train", "val"),
+                title="retraining",
+            )
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -386,10 +341,13 @@ class TrainLoop:
             while self.epoch < self.cfg.train.epochs:
                 self.run_epoch()
         finally:
-            if self.writer is not None:
-                self.writer.close()
-        plots.plot_arch(self.spec, self.run.plots / "arch.png")
+            self.close()
         summary = self.summary()
+        if not self.dist.main:
+            return TrainResult(
+                self.run.path, self.best_path, self.run.last_checkpoint, self.history, summary
+            )
+        plots.plot_arch(self.spec, self.run.plots / "arch.png")
         write_train_report(self.run, self.cfg, self.spec, self.history, summary)
         return TrainResult(
             self.run.path, self.best_path, self.run.last_checkpoint, self.history, summary
@@ -409,9 +367,10 @@ def run_train(
     with ``resume=True``, continue ``out`` if it holds a run, else start there."""
     if resume in (None, False, True) and arch is None:
         raise ConfigError("train needs an architecture (a built-in name or an arch.json)")
-    run, cfg, state = open_run(KIND, cfg, out, resume)
+    run, cfg, state = open_job_run(KIND, cfg, out, resume)
     spec = ArchSpec.load(run.arch_path) if state is not None else arch
-    loop = TrainLoop(cfg, run, spec, progress)
+    with distributed.setup().main_first():  # rank 0 writes the holdout split the others read
+        loop = TrainLoop(cfg, run, spec, progress)
     if state is None:
         loop.initialise(init_from)
     else:

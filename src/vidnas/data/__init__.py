@@ -14,10 +14,11 @@ from vidnas.data.datasets import ClipDataset, MultiViewDataset, video_views
 from vidnas.data.decode import VideoInfo, VideoReader, probe, read_frames
 from vidnas.data.formats import load_index
 from vidnas.data.index import VideoIndex, VideoRecord
-from vidnas.data.loader import BadVideoLog, ClipLoader, Collate, make_loader
+from vidnas.data.loader import ClipLoader, Collate, make_loader
 from vidnas.data.split import holdout_split, search_split
 from vidnas.data.synth import CLASS_NAMES, write_synthetic
 from vidnas.data.transforms import ClipTransform
+from vidnas.engine.loop import BadVideoLog  # the run's record; data reports into it
 from vidnas.errors import DataError, VideoError
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Batches whose order is a pure function of (seed, epoch), and the bad-video log.
+"""Batches whose order is a pure function of (seed, epoch), sharded over the ranks
+of a job.
 
 ``make_loader`` computes the whole epoch's batches of indices up front and
 hands the DataLoader only those from ``start_batch`` on, so resuming in the
@@ -10,16 +11,14 @@ the order nor the clips depend on the number of workers.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vidnas.data.sampling import batch_order
-
-log = logging.getLogger("vidnas.data")
+from vidnas.engine.distributed import Dist, shard_batches
 
 
 class Collate:
@@ -99,15 +98,28 @@ def make_loader(
     start_batch: int = 0,
     num_workers: int,
     drop_last: bool,
+    dist: Dist | None = None,
 ) -> ClipLoader:
-    """The batches of epoch ``epoch`` of ``dataset`` (see the module docstring)."""
+    """The batches of epoch ``epoch`` of ``dataset`` (see the module docstring).
+
+    In a job of N processes (``dist``), the epoch is cut into global batches of
+    ``N * batch_size`` and this rank gets its slice of each, so every rank has the
+    same number of batches and together they see what one process would.
+    """
     if start_batch < 0:
         raise ValueError(f"start_batch must be >= 0, got {start_batch}")
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
+    d = dist or Dist()
     batches = batch_order(
-        len(dataset), batch_size, shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last
+        len(dataset),
+        batch_size * d.world,
+        shuffle=shuffle,
+        seed=seed,
+        epoch=epoch,
+        drop_last=drop_last,
     )
+    batches = shard_batches(batches, d, batch_size)
     shape = getattr(dataset, "clip_shape", ())
     return ClipLoader(
         dataset,
@@ -116,39 +128,3 @@ def make_loader(
         num_workers=num_workers,
         collate=Collate(shape),
     )
-
-
-class BadVideoLog:
-    """Main-process record of unreadable videos: each path is logged once
-    (``logging.warning`` on ``vidnas.data``) however often batches report it."""
-
-    def __init__(self) -> None:
-        self.bad: dict[str, str] = {}
-
-    def update(self, failed: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Take a batch's ``failed`` list; return (and log) the paths new to the log."""
-        new = []
-        for path, reason in failed:
-            if path not in self.bad:
-                self.bad[path] = reason
-                new.append((path, reason))
-                log.warning("unreadable video skipped: %s: %s", path, reason)
-        return new
-
-    @property
-    def count(self) -> int:
-        return len(self.bad)
-
-    def state_dict(self) -> dict[str, str]:
-        """What a checkpoint keeps, so a resumed run neither re-reports nor forgets a file."""
-        return dict(self.bad)
-
-    def load_state_dict(self, state: dict[str, str]) -> None:
-        self.bad = dict(state)
-
-    def summary(self) -> str:
-        if not self.bad:
-            return "no unreadable videos"
-        lines = [f"{self.count} unreadable video(s) skipped:"]
-        lines += [f"  {path}: {reason}" for path, reason in sorted(self.bad.items())]
-        return "\n".join(lines)

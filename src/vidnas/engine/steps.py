@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from vidnas.config import RuntimeConfig
+from vidnas.engine.distributed import Dist
 from vidnas.engine.runtime import autocast, prepare_input
 from vidnas.errors import NonFiniteLoss
 
@@ -23,10 +24,12 @@ def evaluate_single_view(
     runtime: RuntimeConfig,
     max_batches: int | None = None,
     on_batch: Any = None,
+    dist: Dist | None = None,
 ) -> dict[str, float]:
     """Mean cross-entropy and top-1 accuracy over a loader of one clip per video, in
     eval mode (the per-epoch figure; the reported test is multi-view,
-    :mod:`vidnas.apps.evaluate`)."""
+    :mod:`vidnas.apps.evaluate`). In a job each rank evaluates its shard and the
+    sums are added over ranks."""
     was_training = model.training
     model.eval()
     loss_sum, correct, count = 0.0, 0, 0
@@ -43,6 +46,9 @@ def evaluate_single_view(
         correct += (logits.argmax(1) == y).sum().item()
         count += y.numel()
     model.train(was_training)
+    if dist is not None:
+        loss_sum, correct, count = dist.sum([loss_sum, correct, count])
+        count = int(count)
     if count == 0:
         return {"loss": float("nan"), "acc": float("nan"), "count": 0}
     return {"loss": loss_sum / count, "acc": correct / count, "count": count}
@@ -55,13 +61,15 @@ def recalibrate_bn(
     device: torch.device,
     runtime: RuntimeConfig,
     batches: int,
+    dist: Dist | None = None,
 ) -> int:
     """Re-estimate BatchNorm running statistics from training batches.
 
     A network cut out of the supernet inherits statistics gathered on mixtures of
     paths, which do not describe its own activations; a cumulative average over a
     few batches in train mode fixes that (as single-path NAS methods do).
-    Returns the number of clips seen.
+    Returns the number of clips seen. In a job each rank estimates on its shard and
+    the statistics are averaged over ranks.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns or batches <= 0:
@@ -82,12 +90,26 @@ def recalibrate_bn(
     for m, mom in zip(bns, saved):
         m.momentum = mom
     model.train(was_training)
+    if dist is not None and dist.enabled:
+        dist.average(b for m in bns for b in (m.running_mean, m.running_var) if b is not None)
+        seen = int(dist.sum([seen])[0])
     return seen
 
 
-def check_finite(loss: torch.Tensor, what: str, epoch: int, step: int, checkpoint: Any) -> None:
-    """Stop on a NaN/inf loss before it reaches the weights or a checkpoint."""
-    if not torch.isfinite(loss):
+def check_finite(
+    loss: torch.Tensor,
+    what: str,
+    epoch: int,
+    step: int,
+    checkpoint: Any,
+    dist: Dist | None = None,
+) -> None:
+    """Stop on a NaN/inf loss before it reaches the weights or a checkpoint; in a job
+    every rank stops when any rank's loss is not finite."""
+    bad = not bool(torch.isfinite(loss))
+    if dist is not None:
+        bad = dist.any(bad)
+    if bad:
         raise NonFiniteLoss(
             f"non-finite {what} loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}; "
             f"stopped, and the last good checkpoint {checkpoint} is kept"
@@ -104,13 +126,25 @@ def weight_step(
     lr: float,
     grad_clip: float | None,
     check: Any,
+    dist: Dist | None = None,
 ) -> tuple[float, int, int]:
-    """One SGD step on cross-entropy; returns (summed loss, correct, clips). A batch
-    whose every video was unreadable (0 clips) is no step at all."""
-    if batch["label"].numel() == 0:
+    """One SGD step on cross-entropy; returns this rank's (summed loss, correct, clips).
+
+    A batch whose every video was unreadable (0 clips) is no step at all. In a job
+    the step is on the mean over the global batch (:meth:`Dist.loss_scale`); a rank
+    whose part is empty while others' are not still runs (a zero clip with weight
+    0), because DDP needs every rank in every backward pass.
+    """
+    dist = dist or Dist()
+    n = batch["label"].numel()
+    scale, n_global = dist.loss_scale(n)
+    if n_global == 0:
         return 0.0, 0, 0
-    x = prepare_input(batch["clip"], runtime, device)
-    y = batch["label"].to(device)
+    clip, y = batch["clip"], batch["label"]
+    if n == 0:
+        clip, y = torch.zeros((1, *clip.shape[1:])), torch.zeros(1, dtype=torch.int64)
+    x = prepare_input(clip, runtime, device)
+    y = y.to(device)
     for g in opt.param_groups:
         g["lr"] = lr
     with autocast(runtime, device):
@@ -118,9 +152,10 @@ def weight_step(
     loss = nn.functional.cross_entropy(logits.float(), y)
     check(loss)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * scale if dist.enabled else loss).backward()
     if grad_clip:
         nn.utils.clip_grad_norm_(params, grad_clip)
     opt.step()
-    n = y.numel()
+    if n == 0:
+        return 0.0, 0, 0
     return loss.item() * n, int((logits.argmax(1) == y).sum().item()), n

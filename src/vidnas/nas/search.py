@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,41 +28,30 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-from tqdm import tqdm
 
 from vidnas.config import Config, config_from_dict, to_dict
-from vidnas.data import BadVideoLog, ClipDataset, load_index, make_loader, search_split
+from vidnas.data import ClipDataset, load_index, make_loader, search_split
 from vidnas.data.index import VideoIndex, VideoRecord
 from vidnas.data.sampling import derive_seed
-from vidnas.engine.checkpoint import atomic_write_text, save_checkpoint
-from vidnas.engine.rundir import RunDir, open_run
-from vidnas.engine.runtime import (
-    autocast,
-    cosine_lr,
-    prepare_input,
-    prepare_module,
-    resolve_device,
-    rng_state,
-    set_rng_state,
-    setup_threads,
-)
-from vidnas.engine.steps import (
-    check_finite,
-    evaluate_single_view,
-    recalibrate_bn,
-    weight_step,
-)
-from vidnas.errors import DataError, RunError
+from vidnas.engine import distributed
+from vidnas.engine.checkpoint import atomic_write_text
+from vidnas.engine.loop import RunLoop, open_job_run
+from vidnas.engine.rundir import RunDir
+from vidnas.engine.runtime import cosine_lr, prepare_module
+from vidnas.engine.steps import evaluate_single_view, recalibrate_bn, weight_step
+from vidnas.errors import DataError
 from vidnas.models.cost import network_cost
 from vidnas.models.network import build_network
 from vidnas.models.space import SearchSpace
+from vidnas.nas.architect import Architect, cost_term
 from vidnas.nas.decisiveness import Decisiveness
 from vidnas.nas.decisiveness import measure as measure_decisiveness
 from vidnas.nas.derive import Derivation, derive_from
 from vidnas.nas.supernet import Supernet, inherit_weights
 from vidnas.report import plots
 from vidnas.report.markdown import write_search_report
+
+__all__ = ["KIND", "SearchLoop", "SearchResult", "cost_term", "load_supernet", "run_search"]
 
 log = logging.getLogger("vidnas.search")
 
@@ -88,15 +76,6 @@ def search_space(cfg: Config) -> SearchSpace:
     return space.restrict(cfg.search.dimensions)
 
 
-def cost_term(gmacs: torch.Tensor, cfg: Config) -> torch.Tensor:
-    """lambda * log_k(C) (eq. 5); in budget mode lambda * |log_k(C / budget)|, which pulls
-    the expected cost towards the budget from either side."""
-    s = cfg.search
-    if s.budget_gmacs is not None:
-        return s.cost_lambda * torch.abs(torch.log(gmacs / s.budget_gmacs)) / math.log(s.cost_base)
-    return s.cost_lambda * torch.log(gmacs) / math.log(s.cost_base)
-
-
 def _entropy(probs: list[torch.Tensor]) -> float:
     """Mean entropy (nats) of the softmax distributions that have a choice to make."""
     ents = [
@@ -107,15 +86,14 @@ def _entropy(probs: list[torch.Tensor]) -> float:
     return float(torch.cat(ents).mean()) if ents else 0.0
 
 
-class SearchLoop:
+class SearchLoop(RunLoop):
     """One search run, resumable; :func:`run_search` is the entry point."""
 
+    kind = KIND
+    sum_keys = _SUMS
+
     def __init__(self, cfg: Config, run: RunDir, progress: bool = True) -> None:
-        self.cfg = cfg
-        self.run = run
-        self.progress = progress
-        setup_threads(cfg.runtime)
-        self.device = resolve_device(cfg.runtime)
+        super().__init__(cfg, run, progress)
         self.space = search_space(cfg)
 
         index = load_index(cfg, "train")
@@ -160,7 +138,9 @@ class SearchLoop:
             cfg.search.residual_init,
             cfg.runtime.activation_checkpointing,
         )
-        self.net = prepare_module(net, cfg.runtime, self.device)
+        self.net: Supernet = prepare_module(net, cfg.runtime, self.device)
+        # The weights under DDP (in a job); a sampled path leaves most ops unused.
+        self.ddp = self.data_parallel(self.net, find_unused=cfg.search.mode == "sampled")
         s = cfg.search
         self.weights = list(self.net.weight_parameters())
         self.w_opt = torch.optim.SGD(
@@ -169,62 +149,32 @@ class SearchLoop:
             momentum=s.w_momentum,
             weight_decay=s.w_weight_decay,
         )
-        self.a_opt = torch.optim.Adam(
-            self.net.arch_parameters(),
-            lr=s.arch_lr,
-            betas=s.arch_betas,
-            weight_decay=s.arch_weight_decay,
-        )
-        self.bad = BadVideoLog()
-        self.epoch = 0
-        self.step = 0
-        self.sums = dict.fromkeys(_SUMS, 0.0)
-        self.history: list[dict[str, Any]] = []
+        self.architect = Architect(self.net, cfg, self.dist)
         self.arch_history: list[dict[str, Any]] = []
-        self.elapsed = 0.0
-        self.done = False
         self.summary: dict[str, Any] = {}
-        self.writer: Any = None
 
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
         return {
+            **super().state_dict(),
             "config": to_dict(self.cfg),
             "classes": self.classes,
-            "epoch": self.epoch,
-            "step": self.step,
             "model": self.net.state_dict(),
             "w_opt": self.w_opt.state_dict(),
-            "a_opt": self.a_opt.state_dict(),
-            "rng": rng_state(),
-            "sums": dict(self.sums),
-            "history": self.history,
+            "a_opt": self.architect.state_dict(),
             "arch_history": self.arch_history,
-            "bad_videos": self.bad.state_dict(),
-            "elapsed": self.elapsed,
-            "done": self.done,
             "summary": self.summary,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["classes"] != self.classes:
-            raise RunError("the dataset's classes changed since this run started")
+        self.check_classes(state, self.classes)
+        super().load_state_dict(state)
         self.net.load_state_dict(state["model"])
         self.w_opt.load_state_dict(state["w_opt"])
-        self.a_opt.load_state_dict(state["a_opt"])
-        set_rng_state(state["rng"])
-        self.epoch, self.step = state["epoch"], state["step"]
-        self.sums = dict(state["sums"])
-        self.history = list(state["history"])
+        self.architect.load_state_dict(state["a_opt"])
         self.arch_history = list(state["arch_history"])
-        self.bad.load_state_dict(state["bad_videos"])
-        self.elapsed = state["elapsed"]
-        self.done = state["done"]
         self.summary = dict(state["summary"])
-
-    def save(self) -> None:
-        save_checkpoint(self.run.last_checkpoint, self.state_dict(), kind=KIND)
 
     # ------------------------------------------------------------------ data
 
@@ -238,6 +188,7 @@ class SearchLoop:
             start_batch=start,
             num_workers=self.cfg.data.num_workers,
             drop_last=name == "train",
+            dist=self.dist,
         )
 
     def _lr(self) -> float:
@@ -256,44 +207,18 @@ class SearchLoop:
 
     # ------------------------------------------------------------------ steps
 
-    def _check(self, what: str) -> Any:
-        return lambda loss: check_finite(
-            loss, what, self.epoch, self.step, self.run.last_checkpoint
-        )
-
     def _forward(self, step: str, k: int) -> Callable[[torch.Tensor], torch.Tensor]:
         """The supernet's forward for one step: relaxed, or in ``sampled`` mode with
         ``k`` ops per layer drawn by a generator seeded by (seed, step kind, epoch,
-        step), so that a resumed run draws what the uninterrupted one drew."""
+        step), so that a resumed run (and every rank) draws what the uninterrupted one
+        drew. The weight step runs under DDP; the architecture step does not
+        (:mod:`vidnas.nas.architect`)."""
+        net = self.ddp if step == "weight-step" else self.net
         if self.cfg.search.mode == "relaxed":
-            return self.net
+            return net
         seed = derive_seed("op-sample", self.cfg.seed, step, self.epoch, self.step)
         sample = self.net.sample_ops(k, torch.Generator().manual_seed(seed))
-        return functools.partial(self.net, op_sample=sample)
-
-    def _arch_step(self, batch: dict[str, Any]) -> None:
-        if batch["label"].numel() == 0:
-            return
-        x = prepare_input(batch["clip"], self.cfg.runtime, self.device)
-        y = batch["label"].to(self.device)
-        for p in self.weights:  # the architecture step needs no weight gradients
-            p.requires_grad_(False)
-        try:
-            with autocast(self.cfg.runtime, self.device):
-                logits = self._forward("architecture-step", 2)(x)
-            ce = nn.functional.cross_entropy(logits.float(), y)
-            loss = ce + cost_term(self.net.expected_macs() / 1e9, self.cfg).float()
-            self._check("architecture-step")(loss)
-            self.a_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.a_opt.step()
-        finally:
-            for p in self.weights:
-                p.requires_grad_(True)
-        n = y.numel()
-        self.sums["arch_loss"] += loss.item() * n
-        self.sums["arch_ce"] += ce.item() * n
-        self.sums["arch_count"] += n
+        return functools.partial(net, op_sample=sample)
 
     # ------------------------------------------------------------------ epochs
 
@@ -305,14 +230,7 @@ class SearchLoop:
         loader = self._loader("train", epoch=e, start=self.step)
         lr = self._lr()
         val_iter = self._val_batches(e, self.step) if searching else None
-        bar = tqdm(
-            total=self.steps_per_epoch,
-            initial=self.step,
-            disable=not self.progress,
-            desc=f"epoch {e + 1}/{cfg.search.epochs} {phase}",
-            leave=False,
-            dynamic_ncols=True,
-        )
+        bar = self.bar(self.steps_per_epoch, f"epoch {e + 1}/{cfg.search.epochs} {phase}")
         try:
             for batch in loader:
                 self.bad.update(batch["failed"])
@@ -326,21 +244,33 @@ class SearchLoop:
                     cfg.runtime,
                     lr,
                     cfg.search.grad_clip,
-                    self._check("weight-step"),
+                    self.check("weight-step"),
+                    self.dist,
                 )
-                self.sums["train_loss"] += loss
-                self.sums["train_correct"] += correct
-                self.sums["train_count"] += n
+                a_loss, a_ce, a_n = 0.0, 0.0, 0
                 if val_iter is not None:
                     vbatch = next(val_iter)
                     self.bad.update(vbatch["failed"])
-                    self._arch_step(vbatch)
+                    if vbatch["label"].numel() or self.dist.enabled:
+                        a_loss, a_ce, a_n = self.architect.step(
+                            self._forward("architecture-step", 2),
+                            vbatch,
+                            self.device,
+                            self.check("architecture-step"),
+                        )
+                self.add(
+                    train_loss=loss,
+                    train_correct=correct,
+                    train_count=n,
+                    arch_loss=a_loss,
+                    arch_ce=a_ce,
+                    arch_count=a_n,
+                )
                 self.step += 1
                 bar.update(1)
-                n = max(self.sums["train_count"], 1)
                 postfix = {
-                    "loss": f"{self.sums['train_loss'] / n:.3f}",
-                    "acc": f"{self.sums['train_correct'] / n:.3f}",
+                    "loss": f"{self.mean('train_loss', 'train_count'):.3f}",
+                    "acc": f"{self.mean('train_correct', 'train_count'):.3f}",
                     "GMACs": f"{self.net.expected_macs().item() / 1e9:.3f}",
                 }
                 if searching and self.progress:
@@ -348,10 +278,7 @@ class SearchLoop:
                     postfix["op_win_min"] = _fmt_prob(dec.op_win_min)
                     postfix["width_win_min"] = _fmt_prob(dec.width_win_min)
                 bar.set_postfix(postfix)
-                if self.step % cfg.search.checkpoint_every == 0 and self.step < len(loader):
-                    self.elapsed += time.perf_counter() - started
-                    started = time.perf_counter()
-                    self.save()
+                started = self.checkpoint_due(cfg.search.checkpoint_every, len(loader), started)
         finally:
             bar.close()
         self.elapsed += time.perf_counter() - started
@@ -360,6 +287,7 @@ class SearchLoop:
     def _end_epoch(self, lr: float, phase: str) -> None:
         started = time.perf_counter()
         e, cfg = self.epoch, self.cfg
+        self.sync_buffers(self.net)
         evals = {}
         for name in ("val", "inference"):
             loader = self._loader(f"{name}_eval", epoch=0, shuffle=False)
@@ -370,7 +298,9 @@ class SearchLoop:
                 cfg.runtime,
                 cfg.search.eval_batches,
                 on_batch=lambda b: self.bad.update(b["failed"]),
+                dist=self.dist,
             )
+        self.merge_bad_videos()
         d = derive_from(self.net, name="searched")
         cost = network_cost(d.spec)
         with torch.no_grad():
@@ -415,9 +345,7 @@ class SearchLoop:
         )
         self.history.append(row)
         self.arch_history.append(_arch_snapshot(e + 1, op_probs, path_probs))
-        self.epoch += 1
-        self.step = 0
-        self.sums = dict.fromkeys(_SUMS, 0.0)
+        self.reset_epoch()
         self.elapsed += time.perf_counter() - started
         row["time_s"] = round(self.elapsed, 2)
         self.save()
@@ -458,15 +386,10 @@ class SearchLoop:
             )
 
     def _write_outputs(self) -> None:
-        self.run.write_metrics(self.history)
+        self.write_scalars("search", self.history[-1])
+        if not self.dist.main:
+            return
         atomic_write_text(self.run.path / "arch_history.json", json.dumps(self.arch_history))
-        if self.writer is None:
-            self.writer = self.run.summary_writer(purge_step=len(self.history))
-        row = self.history[-1]
-        for k, v in row.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                self.writer.add_scalar(f"search/{k}", v, row["epoch"])
-        self.writer.flush()
         plots.plot_curves(
             self.history,
             self.run.plots / "search_curves.png",
@@ -499,7 +422,8 @@ class SearchLoop:
         }
         spec = d.spec.replace(meta=meta)
         d = Derivation(spec, d.path, d.layers, d.path_prob)
-        spec.save(self.run.arch_path)
+        if self.dist.main:
+            spec.save(self.run.arch_path)
         if not self.done:
             started = time.perf_counter()
             net = prepare_module(build_network(spec), cfg.runtime, self.device)
@@ -510,12 +434,14 @@ class SearchLoop:
                 self.device,
                 cfg.runtime,
                 cfg.train.bn_recalibration_batches,
+                self.dist,
             )
             res = evaluate_single_view(
                 net,
                 self._loader("inference_eval", epoch=0, shuffle=False),
                 self.device,
                 cfg.runtime,
+                dist=self.dist,
             )
             cost = network_cost(spec)
             self.elapsed += time.perf_counter() - started
@@ -535,6 +461,8 @@ class SearchLoop:
             }
             self.done = True
             self.save()
+        if not self.dist.main:
+            return d
         plots.plot_arch(spec, self.run.plots / "arch.png", title="searched architecture")
         write_search_report(
             self.run, cfg, spec, self.history, self.summary, self.bad, self.decisiveness.to_dict()
@@ -556,8 +484,7 @@ class SearchLoop:
                     self.run_epoch()
             d = self.finish()
         finally:
-            if self.writer is not None:
-                self.writer.close()
+            self.close()
         return SearchResult(self.run.path, d, self.history, self.summary, self.decisiveness)
 
 
@@ -616,8 +543,9 @@ def run_search(
     ``out`` if it holds a run, else start there."""
     if cfg is not None:
         search_space(cfg)  # refuse a bad space before any directory is made
-    run, cfg, state = open_run(KIND, cfg, out, resume)
-    loop = SearchLoop(cfg, run, progress)
+    run, cfg, state = open_job_run(KIND, cfg, out, resume)
+    with distributed.setup().main_first():  # rank 0 writes the split the others read
+        loop = SearchLoop(cfg, run, progress)
     if state is None:
         loop.save()  # a run is resumable from its first moment
     else:

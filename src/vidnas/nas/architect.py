@@ -1,0 +1,93 @@
+"""The architecture step (paper eq. 5, docs/design.md "The search"): Adam on alpha
+and beta against ``L_val = CE + cost term`` on a validate batch, with the
+weights frozen. Its own object, as DARTS's ``Architect`` and DenseNAS's
+``arch_step`` are, so that the search loop keeps only the schedule.
+
+In a job alpha and beta are not under DDP: every rank computes their gradient
+on its part of the global batch, the gradients are averaged (weighted by clip
+counts, the cost term counted once), and every rank takes the same Adam step
+from the same state, so alpha and beta stay identical on every rank.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from vidnas.config import Config
+from vidnas.engine.distributed import Dist
+from vidnas.engine.runtime import autocast, prepare_input
+from vidnas.nas.supernet import Supernet
+
+
+def cost_term(gmacs: torch.Tensor, cfg: Config) -> torch.Tensor:
+    """lambda * log_k(C) (eq. 5); in budget mode lambda * |log_k(C / budget)|, which pulls
+    the expected cost towards the budget from either side."""
+    s = cfg.search
+    if s.budget_gmacs is not None:
+        return s.cost_lambda * torch.abs(torch.log(gmacs / s.budget_gmacs)) / math.log(s.cost_base)
+    return s.cost_lambda * torch.log(gmacs) / math.log(s.cost_base)
+
+
+class Architect:
+    """Alpha and beta's optimizer and step."""
+
+    def __init__(self, net: Supernet, cfg: Config, dist: Dist | None = None) -> None:
+        self.net, self.cfg = net, cfg
+        self.dist = dist or Dist()
+        s = cfg.search
+        self.params = net.arch_parameters()
+        self.opt = torch.optim.Adam(
+            self.params, lr=s.arch_lr, betas=s.arch_betas, weight_decay=s.arch_weight_decay
+        )
+
+    def cost(self) -> torch.Tensor:
+        return cost_term(self.net.expected_macs() / 1e9, self.cfg)
+
+    def step(
+        self,
+        forward: Callable[[torch.Tensor], torch.Tensor],
+        batch: dict[str, Any],
+        device: torch.device,
+        check: Callable[[torch.Tensor], None],
+    ) -> tuple[float, float, int]:
+        """One step on a validate batch through ``forward`` (the supernet, relaxed or
+        with a path sample); returns this rank's (summed L_val, summed CE, clips)."""
+        n = batch["label"].numel()
+        scale, n_global = self.dist.loss_scale(n)
+        if n_global == 0:
+            return 0.0, 0.0, 0
+        weights = [p for p in self.net.weight_parameters() if p.requires_grad]
+        for p in weights:  # the architecture step needs no weight gradients
+            p.requires_grad_(False)
+        try:
+            if n:
+                x = prepare_input(batch["clip"], self.cfg.runtime, device)
+                y = batch["label"].to(device)
+                with autocast(self.cfg.runtime, device):
+                    logits = forward(x)
+                ce = nn.functional.cross_entropy(logits.float(), y)
+            else:  # this rank's part was all unreadable: it adds the cost term only
+                ce = torch.zeros((), device=device)
+            cost = self.cost().float()
+            loss = ce + cost
+            check(loss)
+            self.opt.zero_grad(set_to_none=True)
+            (ce * scale + cost if self.dist.enabled else loss).backward()
+            self.dist.average_grads(self.params)
+            self.opt.step()
+        finally:
+            for p in weights:
+                p.requires_grad_(True)
+        return loss.item() * n, ce.item() * n, n
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.opt.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(state)
+        self.dist.broadcast(self.params)  # the same alpha and beta everywhere, whatever happened
