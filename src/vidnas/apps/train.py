@@ -31,7 +31,6 @@ import torch
 
 from vidnas.config import Config
 from vidnas.data import ClipDataset, holdout_split, load_index, make_loader
-from vidnas.engine import distributed
 from vidnas.engine.checkpoint import save_checkpoint
 from vidnas.engine.loop import RunLoop, open_job_run
 from vidnas.engine.rundir import RunDir
@@ -124,7 +123,8 @@ class TrainLoop(RunLoop):
         self.classes = list(index.classes)
         t = cfg.train
         if t.holdout > 0:
-            train_idx, val_idx = holdout_split(index, t.holdout, cfg.seed, run.split_path)
+            with self.dist.main_first():  # rank 0 writes the split that the others read
+                train_idx, val_idx = holdout_split(index, t.holdout, cfg.seed, run.split_path)
             self.val_source = f"holdout {t.holdout:g} of the training list"
         else:
             train_idx, val_idx = index, load_index(cfg, "test")
@@ -369,8 +369,7 @@ def run_train(
         raise ConfigError("train needs an architecture (a built-in name or an arch.json)")
     run, cfg, state = open_job_run(KIND, cfg, out, resume)
     spec = ArchSpec.load(run.arch_path) if state is not None else arch
-    with distributed.setup().main_first():  # rank 0 writes the holdout split the others read
-        loop = TrainLoop(cfg, run, spec, progress)
+    loop = TrainLoop(cfg, run, spec, progress)
     if state is None:
         loop.initialise(init_from)
     else:

@@ -106,11 +106,13 @@ class RunLoop:
 
     # ------------------------------------------------------------------ models
 
-    def data_parallel(self, net: nn.Module, find_unused: bool = False) -> nn.Module:
+    def data_parallel(
+        self, net: nn.Module, find_unused: bool = False, ignore: Iterable[nn.Parameter] = ()
+    ) -> nn.Module:
         """``net`` under DDP in a job (SyncBatchNorm if asked), else ``net`` itself.
 
-        Parameters that do not require a gradient (or that the loop excludes, like
-        the supernet's alpha and beta) are not DDP's business; checkpoints keep the
+        ``ignore``: parameters DDP leaves alone (the supernet's alpha and beta, which
+        :class:`vidnas.nas.architect.Architect` averages itself). Checkpoints keep the
         unwrapped module's state.
         """
         if not self.dist.enabled:
@@ -118,6 +120,12 @@ class RunLoop:
         if self.cfg.runtime.sync_batchnorm:
             net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
         ids = [self.device.index] if self.device.type == "cuda" else None
+        ignored = {id(p) for p in ignore}
+        names = [n for n, p in net.named_parameters() if id(p) in ignored]
+        if names:
+            nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                net, names
+            )
         return nn.parallel.DistributedDataParallel(
             net, device_ids=ids, find_unused_parameters=find_unused
         )

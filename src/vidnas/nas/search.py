@@ -33,7 +33,6 @@ from vidnas.config import Config, config_from_dict, to_dict
 from vidnas.data import ClipDataset, load_index, make_loader, search_split
 from vidnas.data.index import VideoIndex, VideoRecord
 from vidnas.data.sampling import derive_seed
-from vidnas.engine import distributed
 from vidnas.engine.checkpoint import atomic_write_text
 from vidnas.engine.loop import RunLoop, open_job_run
 from vidnas.engine.rundir import RunDir
@@ -98,7 +97,8 @@ class SearchLoop(RunLoop):
 
         index = load_index(cfg, "train")
         self.classes = list(index.classes)
-        self.train_set, self.val_set, self.inf_set = search_split(index, cfg, run.split_path)
+        with self.dist.main_first():  # rank 0 writes the split that the others read
+            self.train_set, self.val_set, self.inf_set = search_split(index, cfg, run.split_path)
         if cfg.search.shuffle_labels:
             self.train_set, self.val_set, self.inf_set = (
                 _shuffled_labels(part, cfg.seed, name)
@@ -140,7 +140,9 @@ class SearchLoop(RunLoop):
         )
         self.net: Supernet = prepare_module(net, cfg.runtime, self.device)
         # The weights under DDP (in a job); a sampled path leaves most ops unused.
-        self.ddp = self.data_parallel(self.net, find_unused=cfg.search.mode == "sampled")
+        self.ddp = self.data_parallel(
+            self.net, cfg.search.mode == "sampled", ignore=self.net.arch_parameters()
+        )
         s = cfg.search
         self.weights = list(self.net.weight_parameters())
         self.w_opt = torch.optim.SGD(
@@ -544,8 +546,7 @@ def run_search(
     if cfg is not None:
         search_space(cfg)  # refuse a bad space before any directory is made
     run, cfg, state = open_job_run(KIND, cfg, out, resume)
-    with distributed.setup().main_first():  # rank 0 writes the split the others read
-        loop = SearchLoop(cfg, run, progress)
+    loop = SearchLoop(cfg, run, progress)
     if state is None:
         loop.save()  # a run is resumable from its first moment
     else:
