@@ -283,6 +283,7 @@ class TrainLoop(RunLoop):
             "lr": lr,
             "train_loss": self.mean("loss", "count"),
             "train_acc": self.mean("correct", "count"),
+            "train_clips": int(self.sums["count"]),
             "val_loss": res["loss"],
             "val_acc": res["acc"],
             "bad_videos": self.bad.count,

@@ -316,6 +316,7 @@ class SearchLoop(RunLoop):
             "lr": lr,
             "train_loss": s["train_loss"] / max(s["train_count"], 1),
             "train_acc": s["train_correct"] / max(s["train_count"], 1),
+            "train_clips": int(s["train_count"]),
             "arch_step_loss": s["arch_loss"] / s["arch_count"] if s["arch_count"] else None,
             "val_loss": evals["val"]["loss"],
             "val_acc": evals["val"]["acc"],
