@@ -12,7 +12,7 @@ import torch
 
 from vidnas.config import load_config
 from vidnas.engine import distributed
-from vidnas.engine.loop import open_job_run
+from vidnas.engine.rundir import open_run
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
     if what == "search":
         from vidnas.nas.search import KIND, SearchLoop
 
-        run, cfg, state = open_job_run(KIND, cfg, out, True)
+        run, cfg, state = open_run(KIND, cfg, out, True)
         loop = SearchLoop(cfg, run, progress=False)
         if state is None:
             loop.save()
@@ -36,7 +36,7 @@ def main() -> None:
     else:
         from vidnas.apps.train import KIND, TrainLoop
 
-        run, cfg, state = open_job_run(KIND, cfg, out, True)
+        run, cfg, state = open_run(KIND, cfg, out, True)
         loop = TrainLoop(cfg, run, "r2plus1d-baseline", progress=False)
         if state is None:
             loop.initialise(None)

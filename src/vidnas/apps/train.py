@@ -32,8 +32,8 @@ import torch
 from vidnas.config import Config
 from vidnas.data import ClipDataset, holdout_split, load_index, make_loader
 from vidnas.engine.checkpoint import save_checkpoint
-from vidnas.engine.loop import RunLoop, open_job_run
-from vidnas.engine.rundir import RunDir
+from vidnas.engine.loop import RunLoop
+from vidnas.engine.rundir import RunDir, open_run
 from vidnas.engine.runtime import cosine_lr, prepare_module
 from vidnas.engine.steps import evaluate_single_view, recalibrate_bn, weight_step
 from vidnas.errors import ConfigError, DataError
@@ -368,7 +368,7 @@ def run_train(
     with ``resume=True``, continue ``out`` if it holds a run, else start there."""
     if resume in (None, False, True) and arch is None:
         raise ConfigError("train needs an architecture (a built-in name or an arch.json)")
-    run, cfg, state = open_job_run(KIND, cfg, out, resume)
+    run, cfg, state = open_run(KIND, cfg, out, resume)
     spec = ArchSpec.load(run.arch_path) if state is not None else arch
     loop = TrainLoop(cfg, run, spec, progress)
     if state is None:

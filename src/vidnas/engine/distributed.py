@@ -65,8 +65,8 @@ class Dist:
 
     @contextlib.contextmanager
     def main_first(self) -> Iterator[None]:
-        """Rank 0 runs the block first (creating the run directory, the split files);
-        the others run it after, and find what rank 0 wrote."""
+        """Rank 0 runs the block first (writing a split file); the others run it
+        after, and read what rank 0 wrote. The block must hold no collective call."""
         if not self.main:
             self.barrier()
         yield

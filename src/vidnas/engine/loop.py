@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -25,7 +24,7 @@ from tqdm import tqdm
 from vidnas.config import Config
 from vidnas.engine import distributed
 from vidnas.engine.checkpoint import save_checkpoint
-from vidnas.engine.rundir import RunDir, open_run
+from vidnas.engine.rundir import RunDir
 from vidnas.engine.runtime import (
     resolve_device,
     rng_state,
@@ -248,31 +247,3 @@ class RunLoop:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-
-
-def unwrap(net: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (or ``net``)."""
-    return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
-
-
-def open_job_run(
-    kind: str,
-    cfg: Config | None,
-    out: str | Path | None,
-    resume: str | Path | bool | None,
-) -> tuple[RunDir, Config, dict[str, Any] | None]:
-    """:func:`vidnas.engine.rundir.open_run` for every rank of a job: rank 0 opens or
-    creates the run directory (its timestamped name is its own choice), the others
-    then open the same one and read the same state."""
-    d = distributed.setup()
-    if not d.enabled:
-        return open_run(kind, cfg, out, resume)
-    found: tuple[str, bool] | None = None
-    if d.main:
-        run, cfg, state = open_run(kind, cfg, out, resume)
-        found = (str(run.path), state is not None)
-    path, resuming = d.broadcast_object(found)
-    if d.main:
-        return run, cfg, state
-    run = RunDir(path)
-    return run, run.load_config(), run.load_last(kind) if resuming else None

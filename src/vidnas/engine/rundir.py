@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vidnas.config import Config, dump_config, load_config
+from vidnas.engine import distributed
 from vidnas.engine.checkpoint import atomic_write_text, load_checkpoint
 from vidnas.errors import RunError
 
@@ -143,7 +144,31 @@ def open_run(
     continue ``out`` if it holds a run, else start ``cfg`` there (what a pipeline of
     runs, like the demo, does after being stopped); or ``None``: start ``cfg`` in
     ``out`` (a new timestamped directory if ``out`` is ``None``).
+
+    Under torchrun, rank 0 opens or creates the directory (its timestamped name is
+    its own choice) and the other ranks then open the same one and read the same
+    state.
     """
+    d = distributed.setup()
+    if not d.enabled:
+        return _open_run(kind, cfg, out, resume)
+    found: tuple[str, bool] | None = None
+    if d.main:
+        run, cfg, state = _open_run(kind, cfg, out, resume)
+        found = (str(run.path), state is not None)
+    path, resuming = d.broadcast_object(found)
+    if d.main:
+        return run, cfg, state
+    run = RunDir(path)
+    return run, run.load_config(), run.load_last(kind) if resuming else None
+
+
+def _open_run(
+    kind: str,
+    cfg: Config | None,
+    out: str | Path | None,
+    resume: str | Path | bool | None,
+) -> tuple[RunDir, Config, dict[str, Any] | None]:
     if resume is True:
         if out is None:
             raise RunError(f"resuming a {kind} run needs its directory")

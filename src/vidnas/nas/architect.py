@@ -41,6 +41,7 @@ class Architect:
         self.dist = dist or Dist()
         s = cfg.search
         self.params = net.arch_parameters()
+        self.weights = list(net.weight_parameters())  # frozen during the step
         self.opt = torch.optim.Adam(
             self.params, lr=s.arch_lr, betas=s.arch_betas, weight_decay=s.arch_weight_decay
         )
@@ -61,8 +62,7 @@ class Architect:
         scale, n_global = self.dist.loss_scale(n)
         if n_global == 0:
             return 0.0, 0.0, 0
-        weights = [p for p in self.net.weight_parameters() if p.requires_grad]
-        for p in weights:  # the architecture step needs no weight gradients
+        for p in self.weights:  # the architecture step needs no weight gradients
             p.requires_grad_(False)
         try:
             if n:
@@ -81,7 +81,7 @@ class Architect:
             self.dist.average_grads(self.params)
             self.opt.step()
         finally:
-            for p in weights:
+            for p in self.weights:
                 p.requires_grad_(True)
         return loss.item() * n, ce.item() * n, n
 

@@ -34,8 +34,8 @@ from vidnas.data import ClipDataset, load_index, make_loader, search_split
 from vidnas.data.index import VideoIndex, VideoRecord
 from vidnas.data.sampling import derive_seed
 from vidnas.engine.checkpoint import atomic_write_text
-from vidnas.engine.loop import RunLoop, open_job_run
-from vidnas.engine.rundir import RunDir
+from vidnas.engine.loop import RunLoop
+from vidnas.engine.rundir import RunDir, open_run
 from vidnas.engine.runtime import cosine_lr, prepare_module
 from vidnas.engine.steps import evaluate_single_view, recalibrate_bn, weight_step
 from vidnas.errors import DataError
@@ -546,7 +546,7 @@ def run_search(
     ``out`` if it holds a run, else start there."""
     if cfg is not None:
         search_space(cfg)  # refuse a bad space before any directory is made
-    run, cfg, state = open_job_run(KIND, cfg, out, resume)
+    run, cfg, state = open_run(KIND, cfg, out, resume)
     loop = SearchLoop(cfg, run, progress)
     if state is None:
         loop.save()  # a run is resumable from its first moment
