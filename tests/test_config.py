@@ -18,7 +18,7 @@ def test_defaults_are_the_paper():
     assert cfg.test.clips * cfg.test.crops == 30
 
 
-@pytest.mark.parametrize("preset", ["paper", "cpu-small", "tiny"])
+@pytest.mark.parametrize("preset", ["paper", "cpu-small", "demo", "tiny"])
 def test_presets_load_and_round_trip(preset, tmp_path):
     cfg = load_config(preset)
     path = tmp_path / "resolved.yaml"

@@ -157,6 +157,8 @@ class SearchConfig:
     )
     grad_clip: float | None = 5.0
     checkpoint_every: int = 50
+    # Per-epoch evaluation on this many batches of val and inference (a seeded sample,
+    # the same every epoch); null: all of them.
     eval_batches: int | None = None
     # relaxed: every op of every layer runs in both steps (the paper). sampled: the
     # weight step runs one op per layer drawn from softmax(alpha), the architecture
@@ -429,7 +431,7 @@ def _check_range(cfg: Config) -> None:
 
 # --------------------------------------------------------------------------- loading
 
-PRESETS = ("paper", "cpu-small", "tiny")
+PRESETS = ("paper", "cpu-small", "demo", "tiny")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

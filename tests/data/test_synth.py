@@ -330,6 +330,13 @@ def test_order_dataset_layout_marker_and_checks(tmp_path):
     # A single frame is uniform over colours whatever the class: the label is in order only.
     v = render_order_video(3, 12, 32, 8, 3, seed=1)
     assert v.shape == (12, 24, 32, 3) and v.dtype == np.uint8
+    # No video has a background of its own (a supernet memorised those): where a half
+    # shows no flash it is the same grey in every video.
+    assert '"background": "plain"' in marker
+    for seed in (1, 2):
+        w = render_order_video(0, 12, 32, 8, 3, seed=seed)
+        dark = [(t, h) for t in range(12) for h in (0, 1) if w[t, h * 12 : (h + 1) * 12].max() < 91]
+        assert dark and all((w[t, h * 12 : (h + 1) * 12] == 90).all() for t, h in dark)
     for bad, key in [
         (dict(classes=10), "classes"),
         (dict(period=3, event=3), "period"),

@@ -37,7 +37,7 @@ def _add_config_args(p: argparse.ArgumentParser, default: str | None = None) -> 
         "-c",
         default=default,
         metavar="PRESET_OR_YAML",
-        help="preset (paper, cpu-small, tiny) or YAML file"
+        help="preset (paper, cpu-small, demo, tiny) or YAML file"
         + (f" (default: {default})" if default else " (default: paper)"),
     )
     p.add_argument(
@@ -334,7 +334,7 @@ def _demo(sub: argparse._SubParsersAction) -> None:
         "demo", help="search, retrain and test on the synthetic dataset, then write report.md"
     )
     p.add_argument("--out", "-o", default="runs/demo", help="demo folder (default: runs/demo)")
-    _add_config_args(p, default="cpu-small")
+    _add_config_args(p, default="demo")
     p.add_argument("--no-progress", action="store_true")
 
     def run(args: argparse.Namespace) -> int:

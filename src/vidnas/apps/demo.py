@@ -1,9 +1,10 @@
 """The built-in demo: the whole method on the synthetic dataset, end to end.
 
-search (cpu-small) -> retrain the derived network from the supernet's weights
--> 30-view test -> ``report.md``. Each phase is its own run directory inside
-the demo's, so a demo that was stopped picks up where it was: a finished
-phase is reused, an unfinished one resumed from its last checkpoint.
+search (the ``demo`` preset: the order task, a small space) -> retrain the
+derived network from the supernet's weights -> 30-view test -> ``report.md``.
+Each phase is its own run directory inside the demo's, so a demo that was
+stopped picks up where it was: a finished phase is reused, an unfinished one
+resumed from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class DemoResult:
 
 def run_demo(
     out: str | Path = "runs/demo",
-    config: str | Path = "cpu-small",
+    config: str | Path = "demo",
     overrides: list[str] | None = None,
     progress: bool = True,
 ) -> DemoResult:

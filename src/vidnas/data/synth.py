@@ -44,8 +44,9 @@ on rendered videos that a per-frame model stays at chance while a clip model
 does not.
 
 The second task, ``order`` (``data.synth.task``), is built to need a chosen
-amount of temporal context and nothing else. The top and the bottom half of the
-frame each flash one of four colours for ``event`` frames every ``period``
+amount of temporal context and nothing else. On a plain grey frame (the same for
+every video, so that no video can be told by its background), the top and the
+bottom half of the frame each flash one of four colours for ``event`` frames every ``period``
 frames, the colours cycling forward (red, green, blue, orange) or backward,
 from a random phase; the class is the pair of directions (FwdFwd, FwdBack,
 BackFwd, BackBack). Every window of up to ``period - event + 1`` frames shows at
@@ -105,6 +106,7 @@ CLASS_NAMES = tuple(PROGRAMS)
 # The order task: (top half's direction, bottom half's direction).
 ORDER_CLASSES = ("FwdFwd", "FwdBack", "BackFwd", "BackBack")
 _ORDER_HUES = (0.0, 0.33, 0.6, 0.12)  # red, green, blue, orange
+_ORDER_GREY = 90.0
 
 
 def class_names(synth: SynthConfig) -> tuple[str, ...]:
@@ -218,7 +220,10 @@ def render_order_video(
     """The frames of one video of order-task class ``label``: uint8 [frames, H, W, 3]."""
     rng = np.random.default_rng(seed)
     h, w = frame_size(size)
-    video = np.broadcast_to(_background(rng, h, w), (frames, h, w, 3)).copy()
+    # One plain grey for every video: with a background of its own, each video is
+    # recognisable by it and a supernet memorises the training videos instead of
+    # learning the order (measured: train accuracy 0.95, held-out 0.27).
+    video = np.full((frames, h, w, 3), _ORDER_GREY, dtype=np.float32)
     for half, backward in enumerate((label // 2, label % 2)):
         phase = int(rng.integers(0, 4 * period))  # uniform over a whole colour cycle
         rows = slice(half * h // 2, (half + 1) * h // 2)
@@ -274,6 +279,8 @@ def _settings(synth: SynthConfig) -> dict:
         # so datasets written before still match their config.
         for key in ("task", "period", "event"):
             settings.pop(key)
+    else:
+        settings["background"] = "plain"  # order datasets before this had textured ones
     return settings
 
 

@@ -292,7 +292,10 @@ class SearchLoop(RunLoop):
         self.sync_buffers(self.net)
         evals = {}
         for name in ("val", "inference"):
-            loader = self._loader(f"{name}_eval", epoch=0, shuffle=False)
+            # Shuffled by a fixed seed: the same clips every epoch, and with
+            # ``eval_batches`` a sample of every class, not the first class of a
+            # list sorted by label (which once read as 0.000 accuracy).
+            loader = self._loader(f"{name}_eval", epoch=0)
             evals[name] = evaluate_single_view(
                 self.net,
                 loader,
