@@ -44,11 +44,11 @@ on rendered videos that a per-frame model stays at chance while a clip model
 does not.
 
 The second task, ``order`` (``data.synth.task``), is built to need a chosen
-amount of temporal context and nothing else. On a plain grey frame (the same for
-every video, so that no video can be told by its background), the top and the
-bottom half of the frame each flash one of four colours for ``event`` frames every ``period``
-frames, the colours cycling forward (red, green, blue, orange) or backward,
-from a random phase; the class is the pair of directions (FwdFwd, FwdBack,
+amount of temporal context and nothing else. On a plain grey frame (the same
+for every video, so that no video can be told by its background), the top and
+the bottom half of the frame each flash one of four colours for ``event``
+frames every ``period`` frames, the colours cycling forward (red, green, blue,
+orange) or backward, from a random phase; the class is the pair of directions (FwdFwd, FwdBack,
 BackFwd, BackBack). Every window of up to ``period - event + 1`` frames shows at
 most one flash per half, whose colour is uniform whatever the class, so only a
 network that spans ``period - event + 2`` frames sees an ordered pair. The phase
