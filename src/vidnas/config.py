@@ -84,9 +84,10 @@ class SynthConfig:
     # motion: classes told apart by how small objects move (up to 10; 3-9 frames of
     # context). order: 4 classes told apart only by the order of colour flashes
     # ``period`` frames apart, so a network needs ``period - event + 2`` frames of
-    # temporal context (docs/design.md, "Data").
-    task: Literal["motion", "order"] = "motion"
-    # motion: the first ``classes`` of the 10 built-in motion classes; order: 4.
+    # temporal context (docs/design.md, "Data"). cycle: the same context, one
+    # whole-frame stream whose colour steps 1-4 of 5 per flash (4 classes).
+    task: Literal["motion", "order", "cycle"] = "motion"
+    # motion: the first ``classes`` of the 10 built-in motion classes; order, cycle: 4.
     classes: int = 10
     per_class: int = 30
     # Frames per video.
@@ -95,7 +96,7 @@ class SynthConfig:
     size: int = 96
     fps: int = 25
     seed: int = 0
-    # order task: each flash lasts ``event`` frames and starts every ``period`` frames.
+    # order and cycle tasks: each flash lasts ``event`` frames and starts every ``period`` frames.
     period: int = 8
     event: int = 3
 

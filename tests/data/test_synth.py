@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from vidnas.config import SynthConfig
 from vidnas.data.synth import (
     CLASS_NAMES,
+    check_synth_config,
     groups_of,
     program_steps,
     split_test_groups,
@@ -353,3 +354,69 @@ def test_motion_marker_is_unchanged_by_the_order_task(tiny_synth_root):
 
     settings = json.loads((tiny_synth_root / "synth.json").read_text())["settings"]
     assert not {"task", "period", "event"} & set(settings)
+
+
+# --------------------------------------------------------------------------- cycle task
+
+
+def _cycle_windows(step: int, length: int, period: int, event: int) -> Counter:
+    """Every window of ``length`` frames, over every start colour, phase and offset."""
+    from vidnas.data.synth import cycle_stream
+
+    out: Counter = Counter()
+    for colour in range(5):
+        for phase in range(period):
+            s = cycle_stream(step, colour, phase, 5 * period + length, period, event)
+            for start in range(5 * period):
+                out[tuple(s[start : start + length])] += 1
+    return out
+
+
+@pytest.mark.parametrize(("period", "event"), [(8, 3), (6, 2)])
+def test_cycle_task_needs_exactly_its_context(period, event):
+    """Windows shorter than period - event + 2 frames are distributed identically for
+    all four steps; at that length two flashes show and every two-flash window
+    belongs to one step only."""
+    need = period - event + 2
+    for length in range(1, need):
+        first = _cycle_windows(1, length, period, event)
+        assert all(_cycle_windows(s, length, period, event) == first for s in (2, 3, 4)), length
+    pairs = []
+    for step in (1, 2, 3, 4):
+        w = _cycle_windows(step, need, period, event)
+        pairs.append({x for x in w if len({c for c in x if c >= 0}) == 2})
+    assert all(pairs)
+    assert all(not pairs[i] & pairs[j] for i in range(4) for j in range(i + 1, 4))
+
+
+def test_cycle_dataset_classes_are_the_colour_steps(tmp_path):
+    """Decoded from the written AVIs, successive flashes advance by the class's step."""
+    from vidnas.data.decode import read_frames
+    from vidnas.data.synth import _CYCLE_HUES, CYCLE_CLASSES, _hsv
+
+    synth = SynthConfig(task="cycle", classes=4, per_class=2, frames=24, size=32)
+    out = write_synthetic(tmp_path / "cycle", synth)
+    ind = (out / "ucfTrainTestlist" / "classInd.txt").read_text().split()
+    assert ind[1::2] == list(CYCLE_CLASSES)
+    marker = (out / "synth.json").read_text()
+    assert '"task": "cycle"' in marker and "advances 3 of 5" in marker
+    palette = np.array([0.4 * 90 + 0.6 * np.asarray(_hsv(h, 0.9, 1.0)) for h in _CYCLE_HUES])
+    for label, name in enumerate(CYCLE_CLASSES):
+        for avi in sorted((out / "UCF-101" / name).glob("*.avi")):
+            frames = read_frames(avi, list(range(24))).numpy().astype(float)
+            mean = frames.reshape(24, -1, 3).mean(1)
+            flash = np.abs(mean - 90).max(1) > 20  # grey between flashes
+            assert (np.abs(mean[~flash] - 90) < 3).all()
+            colours = [int(np.abs(palette - m).sum(1).argmin()) for m in mean[flash]]
+            runs = [c for i, c in enumerate(colours) if i == 0 or c != colours[i - 1]]
+            assert len(runs) >= 2
+            assert all((b - a) % 5 == label + 1 for a, b in itertools.pairwise(runs)), (name, runs)
+
+
+def test_cycle_task_checks():
+    from vidnas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.synth.classes"):
+        check_synth_config(SynthConfig(task="cycle", classes=5))
+    with pytest.raises(ConfigError, match="data.synth.task"):
+        check_synth_config(SynthConfig(task="spin"))

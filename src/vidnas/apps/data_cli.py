@@ -34,18 +34,19 @@ def _synth(dsub: argparse._SubParsersAction) -> None:
         help="write a synthetic dataset (UCF101 layout, MPEG-4 AVI) to a folder",
         description="Write a synthetic action dataset: classes that differ only in motion "
         "(--task motion) or only in the order of colour flashes --period frames apart "
-        "(--task order: needs period - event + 2 frames of temporal context).",
+        "(--task order, two halves' directions; --task cycle, one colour step of 1-4 "
+        "of 5: both need period - event + 2 frames of temporal context).",
     )
     p.add_argument("out", metavar="OUT", help="folder to create (must be absent or empty)")
-    p.add_argument("--task", choices=["motion", "order"], default=d.task, help="(motion)")
+    p.add_argument("--task", choices=["motion", "order", "cycle"], default=d.task, help="(motion)")
     p.add_argument(
         "--classes",
         type=int,
         default=None,
-        help=f"motion: 2..10 (default {d.classes}); order: 4",
+        help=f"motion: 2..10 (default {d.classes}); order, cycle: 4",
     )
-    p.add_argument("--period", type=int, default=d.period, help=f"order: ({d.period})")
-    p.add_argument("--event", type=int, default=d.event, help=f"order: ({d.event})")
+    p.add_argument("--period", type=int, default=d.period, help=f"order, cycle: ({d.period})")
+    p.add_argument("--event", type=int, default=d.event, help=f"order, cycle: ({d.event})")
     p.add_argument(
         "--per-class", type=int, default=d.per_class, help=f"videos per class ({d.per_class})"
     )
@@ -59,7 +60,7 @@ def _synth(dsub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from vidnas.data.synth import frame_size, write_synthetic  # lazy
 
-        classes = args.classes or (4 if args.task == "order" else d.classes)
+        classes = args.classes or (4 if args.task in ("order", "cycle") else d.classes)
         synth = replace(
             d,
             task=args.task,

@@ -57,6 +57,20 @@ default period 8 and event 3 that is 7 frames (the stage transitions alone span
 13 in theory). How much architecture matters on it depends on the clip size and
 the training budget (docs/results.md, "The order task").
 
+The third task, ``cycle``, asks for the same context with one bit less to
+learn. The whole frame flashes for ``event`` frames every ``period`` frames,
+and flash n shows colour ``(start + step * n) mod 5`` of five (red, yellow,
+green, blue, magenta), from a random start colour and phase; the class is the
+step, 1 to 4 (StepOne ... StepFour; 3 and 4 are 2 and 1 backward). A single
+flash's colour is uniform whatever the class, and any two successive flashes
+name it, so again exactly ``period - event + 2`` frames are needed. It exists
+because the order task's two halves are two separate things to learn, and
+through the pipeline a network learned one half's direction and then sat at
+half the task (train accuracy 0.5, loss ln 2) for the rest of a demo-sized
+budget. At 7 frames every network of the demo's space learns it, heads-only
+included; at 9 or more none did in that budget (docs/results.md, "Why the
+demo's network retrained to chance").
+
 Every video is a pure function of ``(seed, class, group, clip)``; the same
 settings give byte-identical files. Groups are only names here (UCF101's
 groups share actor and scene; these share nothing, so the search split, which
@@ -107,11 +121,18 @@ CLASS_NAMES = tuple(PROGRAMS)
 ORDER_CLASSES = ("FwdFwd", "FwdBack", "BackFwd", "BackBack")
 _ORDER_HUES = (0.0, 0.33, 0.6, 0.12)  # red, green, blue, orange
 _ORDER_GREY = 90.0
+# The cycle task: how many colours of five the flashes advance by, 1 to 4.
+CYCLE_CLASSES = ("StepOne", "StepTwo", "StepThree", "StepFour")
+_CYCLE_HUES = (0.0, 0.15, 0.35, 0.6, 0.83)  # red, yellow, green, blue, magenta
 
 
 def class_names(synth: SynthConfig) -> tuple[str, ...]:
     """The classes of the dataset ``synth`` describes, in label order."""
-    return ORDER_CLASSES if synth.task == "order" else CLASS_NAMES[: synth.classes]
+    if synth.task == "order":
+        return ORDER_CLASSES
+    if synth.task == "cycle":
+        return CYCLE_CLASSES
+    return CLASS_NAMES[: synth.classes]
 
 
 # Sizes and speeds are for a frame 96 pixels wide and scale with the width. Many small
@@ -234,6 +255,32 @@ def render_order_video(
     return np.clip(np.rint(video), 0, 255).astype(np.uint8)
 
 
+def cycle_stream(
+    step: int, start: int, phase: int, frames: int, period: int, event: int
+) -> np.ndarray:
+    """The cycle task's flashes: the colour index (0-4) shown at each frame, -1
+    where there is none. Flash n shows colour ``start + step * n`` (mod 5)."""
+    t = np.arange(frames) + phase
+    colour = (start + step * (t // period)) % len(_CYCLE_HUES)
+    return np.where(t % period < event, colour, -1)
+
+
+def render_cycle_video(
+    label: int, frames: int, size: int, period: int, event: int, seed: int
+) -> np.ndarray:
+    """The frames of one video of cycle-task class ``label`` (step ``label + 1``):
+    uint8 [frames, H, W, 3], on the order task's plain grey."""
+    rng = np.random.default_rng(seed)
+    h, w = frame_size(size)
+    start = int(rng.integers(0, len(_CYCLE_HUES)))
+    phase = int(rng.integers(0, period))
+    video = np.full((frames, h, w, 3), _ORDER_GREY, dtype=np.float32)
+    for t, c in enumerate(cycle_stream(label + 1, start, phase, frames, period, event)):
+        if c >= 0:
+            video[t] = 0.4 * video[t] + 0.6 * _hsv(_CYCLE_HUES[c], 0.9, 1.0)
+    return np.clip(np.rint(video), 0, 255).astype(np.uint8)
+
+
 def encode_avi(path: Path, video: np.ndarray, fps: int) -> None:
     """MPEG-4 Part 2 in AVI (UCF101's codec) at fixed quantiser 2: near lossless,
     decodable by anything, and byte-deterministic on one thread.
@@ -279,7 +326,7 @@ def _settings(synth: SynthConfig) -> dict:
         # so datasets written before still match their config.
         for key in ("task", "period", "event"):
             settings.pop(key)
-    else:
+    elif synth.task == "order":
         settings["background"] = "plain"  # order datasets before this had textured ones
     return settings
 
@@ -353,16 +400,17 @@ def check_synth_config(synth: SynthConfig) -> None:
         if not ok:
             raise ConfigError(f"data.synth.{key}: {msg}")
 
-    need(synth.task in ("motion", "order"), "task", f"motion or order, got {synth.task!r}")
-    if synth.task == "order":
-        need(synth.classes == len(ORDER_CLASSES), "classes", "the order task has 4 classes")
+    tasks = ("motion", "order", "cycle")
+    need(synth.task in tasks, "task", f"one of {', '.join(tasks)}, got {synth.task!r}")
+    if synth.task in ("order", "cycle"):
+        need(synth.classes == 4, "classes", f"the {synth.task} task has 4 classes")
         need(synth.event >= 1, "event", "must be >= 1 frame")
         need(synth.period > synth.event, "period", "must be longer than event")
         need(
             synth.frames >= synth.period + synth.event,
             "frames",
             f"must be >= period + event ({synth.period + synth.event}) so that a video "
-            "shows two flashes of each half",
+            "shows two flashes",
         )
     else:
         need(
@@ -377,7 +425,9 @@ def check_synth_config(synth: SynthConfig) -> None:
 
 
 def _describe(synth: SynthConfig, label: int, name: str) -> str:
-    """One class in the marker: its velocity programme, or its two directions."""
+    """One class in the marker: its velocity programme, directions or step."""
+    if synth.task == "cycle":
+        return f"the colour advances {label + 1} of 5 each flash"
     if synth.task == "order":
         top, bottom = ("backward" if b else "forward" for b in (label // 2, label % 2))
         return f"colours cycle {top} on top, {bottom} below"
@@ -396,10 +446,9 @@ def _generate(out: Path, synth: SynthConfig) -> None:
             for c in range(1, clips + 1):
                 rel = f"{name}/v_{name}_g{g:02d}_c{c:02d}.avi"
                 seed = derive_seed("synth", synth.seed, label, g, c)
-                if synth.task == "order":
-                    video = render_order_video(
-                        label, synth.frames, synth.size, synth.period, synth.event, seed
-                    )
+                if synth.task in ("order", "cycle"):
+                    render = render_order_video if synth.task == "order" else render_cycle_video
+                    video = render(label, synth.frames, synth.size, synth.period, synth.event, seed)
                 else:
                     video = render_video(name, synth.frames, synth.size, seed)
                 encode_avi(out / VIDEO_DIR / rel, video, synth.fps)
