@@ -194,10 +194,15 @@ def main() -> None:
                         spec=spec.to_dict(), seed=seed, args=a, device=args.device, threads=threads
                     )
                 )
+    if args.pipeline:
+        t = load_config(args.config, args.overrides).train
+        training = f"vidnas train: {t.epochs} epochs at batch {t.batch_size}, lr {t.lr}"
+    else:
+        training = f"{args.steps} steps at batch {args.batch}"
     print(
         f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"{args.device}; {len(specs)} archs x {len(args.seeds)} seeds x {len(args.period)} "
-        f"tasks, {args.steps} steps at batch {args.batch}",
+        f"tasks, {training}",
         flush=True,
     )
     rows = []
