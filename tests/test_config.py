@@ -72,7 +72,10 @@ def test_with_overrides_makes_a_validated_copy():
         ("search.epochs=many", "search.epochs: expected an integer, got 'many'"),
         ("search.channels=3", "search.channels: expected a boolean"),
         ("search.dimensions=[width]", "search.dimensions.0: expected one of 'channels'"),
-        ("runtime.precision=fp8", "runtime.precision: expected one of 'fp32', 'bf16', 'fp16'"),
+        (
+            "runtime.precision=fp8",
+            "runtime.precision: expected one of 'auto', 'fp32', 'bf16', 'fp16', got 'fp8'",
+        ),
         ("input=3x16x224", "input: expected a list of 4 ints"),
         ("nosuch.key=1", "unknown key 'nosuch'"),
         ("space.stages.9.widths=[1]", "'space.stages.9': expected a list index below 6"),

@@ -211,7 +211,10 @@ class RuntimeConfig:
     """Where and how tensors are computed; none of it changes the method."""
 
     device: str = "auto"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    # fp32, or bf16/fp16 autocast (fp16 with a gradient scaler); auto: bf16 on CUDA
+    # where supported, else fp16; on a CPU bf16 only if a short measurement at start
+    # shows it faster than fp32 (docs/design.md, "Precision"). Resolved once per run.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = True
     threads: int | None = None
     # Search: keep only each supernet transition's and mixed layer's input for the

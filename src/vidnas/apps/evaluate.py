@@ -32,7 +32,9 @@ from vidnas.engine.runtime import (
     prepare_input,
     prepare_module,
     resolve_device,
+    resolve_precision,
     setup_threads,
+    with_precision,
 )
 from vidnas.errors import ConfigError, DataError
 from vidnas.models.cost import network_cost
@@ -90,6 +92,7 @@ def run_test(
     setup_threads(cfg.runtime)
     dist = distributed.setup()
     device = distributed.local_device(resolve_device(cfg.runtime), dist)
+    cfg = with_precision(cfg, resolve_precision(cfg.runtime, device, dist))
     index = load_index(cfg, "test")
     if list(index.classes) != tm.classes:
         raise DataError(

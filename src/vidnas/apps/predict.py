@@ -15,7 +15,9 @@ from vidnas.engine.runtime import (
     prepare_input,
     prepare_module,
     resolve_device,
+    resolve_precision,
     setup_threads,
+    with_precision,
 )
 from vidnas.errors import DataError
 from vidnas.models.model_file import load_trained
@@ -41,6 +43,7 @@ def predict(
     clips, crops = views or (cfg.test.clips, cfg.test.crops)
     setup_threads(cfg.runtime)
     device = resolve_device(cfg.runtime)
+    cfg = with_precision(cfg, resolve_precision(cfg.runtime, device))
     net = prepare_module(tm.net, cfg.runtime, device).eval()
     out = []
     for video in videos:

@@ -13,8 +13,9 @@ paper's "weight information"); since those BatchNorm statistics were gathered
 on mixtures of paths, they are re-estimated for the derived network before it
 is first evaluated.
 
-Checkpoints follow the search's contract (one object, atomic, exact resume)
-and are self-describing (:mod:`vidnas.models.model_file`): ``checkpoints/last.pt`` every
+Checkpoints follow the search's contract (one object, atomic, exact resume, the
+resolved precision and the fp16 gradient scaler's state included) and are
+self-describing (:mod:`vidnas.models.model_file`): ``checkpoints/last.pt`` every
 ``train.checkpoint_every`` steps and each epoch, ``checkpoints/best.pt`` at
 the best validation accuracy.
 """
@@ -119,6 +120,7 @@ class TrainLoop(RunLoop):
         self, cfg: Config, run: RunDir, spec: ArchSpec | str | Path, progress: bool = True
     ) -> None:
         super().__init__(cfg, run, progress)
+        cfg = self.cfg  # with runtime.precision resolved
         index = load_index(cfg, "train")
         self.classes = list(index.classes)
         t = cfg.train
@@ -264,6 +266,7 @@ class TrainLoop(RunLoop):
                     t.grad_clip,
                     self.check("training"),
                     self.dist,
+                    self.scaler,
                 )
                 self.add(loss=loss, correct=correct, count=n)
                 self.step += 1
@@ -333,6 +336,7 @@ class TrainLoop(RunLoop):
             "last_val_acc": self.history[-1]["val_acc"] if self.history else None,
             "val_source": self.val_source,
             "train_seconds": round(self.elapsed, 1),
+            "precision": self.precision,
             "init": self.init,
             "bad_videos": self.bad.count,
         }

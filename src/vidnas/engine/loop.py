@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import torch
 from torch import nn
 from tqdm import tqdm
 
@@ -26,10 +27,13 @@ from vidnas.engine import distributed
 from vidnas.engine.checkpoint import save_checkpoint
 from vidnas.engine.rundir import RunDir
 from vidnas.engine.runtime import (
+    grad_scaler,
     resolve_device,
+    resolve_precision,
     rng_state,
     set_rng_state,
     setup_threads,
+    with_precision,
 )
 from vidnas.engine.steps import check_finite
 from vidnas.errors import ConfigError, RunError
@@ -74,18 +78,31 @@ class BadVideoLog:
         return "\n".join(lines)
 
 
+def load_scaler(scaler: torch.amp.GradScaler, state: dict[str, Any] | None) -> None:
+    """Restore a gradient scaler from a checkpoint; a checkpoint without one (older, or
+    saved by a disabled scaler) leaves it as it is."""
+    if state:
+        scaler.load_state_dict(state)
+
+
 class RunLoop:
     """Shared state and plumbing of a resumable, possibly distributed, epoch loop.
 
     Subclasses set :attr:`kind` (the checkpoint kind) and :attr:`sum_keys`, and
     extend :meth:`state_dict` / :meth:`load_state_dict` with their own parts.
+
+    The precision is resolved here, once per run (``auto`` may measure): the loop's
+    :attr:`cfg` carries the resolved value, so every step, evaluation and
+    checkpointed config sees what the run computes in; the checkpoint also keeps it
+    under ``precision`` (a resumed run reuses it, :func:`vidnas.engine.rundir.open_run`)
+    with the fp16 gradient scaler's state under ``scaler``.
     """
 
     kind: str = ""
     sum_keys: tuple[str, ...] = ()
 
     def __init__(self, cfg: Config, run: RunDir, progress: bool = True) -> None:
-        self.cfg, self.run = cfg, run
+        self.run = run
         setup_threads(cfg.runtime)
         self.dist = distributed.setup()
         self.device = distributed.local_device(resolve_device(cfg.runtime), self.dist)
@@ -93,6 +110,10 @@ class RunLoop:
             raise ConfigError(
                 "runtime.sync_batchnorm: needs CUDA (NCCL); gloo on the CPU has no SyncBatchNorm"
             )
+        self.precision = resolve_precision(cfg.runtime, self.device, self.dist)
+        self.cfg = with_precision(cfg, self.precision)
+        # fp16's loss scaling for the weight step (enabled for fp16 only).
+        self.scaler = grad_scaler(self.precision, self.device)
         self.progress = progress and self.dist.main
         self.bad = BadVideoLog()
         self.epoch = 0
@@ -156,6 +177,8 @@ class RunLoop:
             "bad_videos": self.bad.state_dict(),
             "elapsed": self.elapsed,
             "done": self.done,
+            "precision": self.precision,
+            "scaler": self.scaler.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -177,6 +200,15 @@ class RunLoop:
         self.bad.load_state_dict(state["bad_videos"])
         self.elapsed = state["elapsed"]
         self.done = state["done"]
+        saved = state.get("precision", self.precision)
+        if saved != self.precision:
+            log.warning(
+                "this run computed in %s and resumes in %s (runtime.precision): it will "
+                "not end exactly as it would have",
+                saved,
+                self.precision,
+            )
+        load_scaler(self.scaler, state.get("scaler"))
 
     def check_classes(self, state: dict[str, Any], classes: list[str]) -> None:
         if state["classes"] != classes:

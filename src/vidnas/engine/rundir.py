@@ -25,6 +25,7 @@ from typing import Any
 from vidnas.config import Config, dump_config, load_config
 from vidnas.engine import distributed
 from vidnas.engine.checkpoint import atomic_write_text, load_checkpoint
+from vidnas.engine.runtime import with_precision
 from vidnas.errors import RunError
 
 
@@ -151,16 +152,27 @@ def open_run(
     """
     d = distributed.setup()
     if not d.enabled:
-        return _open_run(kind, cfg, out, resume)
+        return _resumed_precision(*_open_run(kind, cfg, out, resume))
     found: tuple[str, bool] | None = None
     if d.main:
         run, cfg, state = _open_run(kind, cfg, out, resume)
         found = (str(run.path), state is not None)
     path, resuming = d.broadcast_object(found)
     if d.main:
-        return run, cfg, state
+        return _resumed_precision(run, cfg, state)
     run = RunDir(path)
-    return run, run.load_config(), run.load_last(kind) if resuming else None
+    return _resumed_precision(run, run.load_config(), run.load_last(kind) if resuming else None)
+
+
+def _resumed_precision(
+    run: RunDir, cfg: Config, state: dict[str, Any] | None
+) -> tuple[RunDir, Config, dict[str, Any] | None]:
+    """A resumed ``runtime.precision=auto`` run computes in the precision it chose when
+    it started (its checkpoint's ``precision``), not in what a new measurement says."""
+    saved = state.get("precision") if state is not None else None
+    if saved is not None and cfg.runtime.precision == "auto":
+        cfg = with_precision(cfg, saved)
+    return run, cfg, state
 
 
 def _open_run(

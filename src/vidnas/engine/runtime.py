@@ -3,18 +3,38 @@
 Nothing here is global: a loop asks for its device and autocast context from its
 config, and captures and restores the random state it uses through
 :func:`rng_state` / :func:`set_rng_state`, which is what makes resume exact.
+``runtime.precision=auto`` is resolved once per run by :func:`resolve_precision`
+(the loop keeps the choice and its checkpoint records it); :func:`autocast` only
+ever sees a resolved precision.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import math
+import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from torch.nn import functional as F
 
-from vidnas.config import RuntimeConfig
+from vidnas.config import Config, RuntimeConfig
+from vidnas.engine.distributed import Dist
+
+Precision = Literal["fp32", "bf16", "fp16"]
+
+log = logging.getLogger("vidnas.runtime")
+
+# The probe that decides ``auto`` on a CPU: one Conv3d forward and backward of about
+# the size of a small search layer, timed in fp32 and under bf16 autocast.
+_PROBE_SHAPE = (2, 16, 8, 28, 28)  # batch, channels, T, H, W; kernel 3, padding 1
+_PROBE_WARMUP = 1
+_PROBE_REPS = 5
+_PROBE_BUDGET_S = 0.75  # per precision: fewer repetitions where each is slow
+_BF16_MARGIN = 0.9  # bf16 must take at most 90% of fp32's time to be chosen
 
 
 def resolve_device(cfg: RuntimeConfig) -> torch.device:
@@ -29,14 +49,149 @@ def setup_threads(cfg: RuntimeConfig) -> None:
         torch.set_num_threads(cfg.threads)
 
 
+def _sync(device: torch.device) -> None:
+    if device.type != "cpu":
+        torch.accelerator.synchronize(device)
+
+
+def _probe_seconds(
+    device: torch.device,
+    dtype: torch.dtype | None,
+    channels_last: bool,
+    give_up_after: float | None = None,
+) -> float:
+    """Best time of one Conv3d forward+backward, under ``dtype`` autocast (None: fp32).
+
+    The input and weight come from a private generator, so the run's random state
+    is untouched. Timing stops early once the probe has spent its time budget, or
+    (``give_up_after``) once two repetitions were both slower than that: such a
+    precision cannot win, and on CPUs without bf16 units it is many times slower,
+    so its remaining repetitions would only cost start-up time.
+    """
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(_PROBE_SHAPE, generator=gen).to(device)
+    c = _PROBE_SHAPE[1]
+    w = (torch.randn((c, c, 3, 3, 3), generator=gen) * 0.1).to(device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+        w = w.contiguous(memory_format=torch.channels_last_3d)
+    w.requires_grad_(True)
+    times: list[float] = []
+    begun = time.perf_counter()
+    with torch.enable_grad():  # callers may be under no_grad (testing, prediction)
+        for i in range(_PROBE_WARMUP + _PROBE_REPS):
+            _sync(device)
+            started = time.perf_counter()
+            ctx = (
+                torch.autocast(device_type=device.type, dtype=dtype)
+                if dtype is not None
+                else contextlib.nullcontext()
+            )
+            with ctx:
+                y = F.conv3d(x, w, padding=1)
+            y.float().square().mean().backward()
+            w.grad = None
+            _sync(device)
+            if i >= _PROBE_WARMUP:
+                times.append(time.perf_counter() - started)
+                if give_up_after is not None and len(times) >= 2 and min(times) > give_up_after:
+                    break
+                if time.perf_counter() - begun > _PROBE_BUDGET_S:
+                    break
+    return min(times)
+
+
+def _measure_precision(cfg: RuntimeConfig, device: torch.device) -> Precision:
+    """``auto`` off CUDA: bf16 only if the probe runs clearly faster under it."""
+    fp32_s = _probe_seconds(device, None, cfg.channels_last)
+    try:
+        bf16_s = _probe_seconds(device, torch.bfloat16, cfg.channels_last, give_up_after=fp32_s)
+    except RuntimeError as err:  # no bf16 autocast of conv3d on this device
+        log.info(
+            "runtime.precision=auto on %s: bf16 autocast failed (%s); using fp32",
+            device,
+            str(err).splitlines()[0] if str(err) else type(err).__name__,
+        )
+        return "fp32"
+    choice: Precision = "bf16" if bf16_s < _BF16_MARGIN * fp32_s else "fp32"
+    log.info(
+        "runtime.precision=auto on %s: a Conv3d forward+backward took %.1f ms in fp32 and "
+        "%.1f ms under bf16 autocast (bf16 needs <= %d%% of fp32's time); using %s",
+        device,
+        fp32_s * 1e3,
+        bf16_s * 1e3,
+        round(_BF16_MARGIN * 100),
+        choice,
+    )
+    return choice
+
+
+def resolve_precision(
+    cfg: RuntimeConfig, device: torch.device, dist: Dist | None = None
+) -> Precision:
+    """The precision a run computes in: ``cfg.precision`` itself, or what ``auto`` picks.
+
+    ``auto`` on CUDA is bf16 autocast where the GPU supports bf16, else fp16 (with a
+    gradient scaler, :func:`grad_scaler`). Elsewhere bf16 pays off only on CPUs with
+    bf16 matrix units (AMX, AVX512-BF16) that PyTorch uses: without them bf16
+    convolutions are several times slower than fp32 (benchmarks/search_step.py,
+    docs/design.md "Precision"). That is easier to measure than to infer from CPU
+    flags, so ``auto`` times a short Conv3d forward+backward in both (under a second
+    on an idle machine, about two at most) and takes bf16 only if it is at least
+    10% faster; fp16 is never chosen off CUDA. Call it once per run and keep the
+    result (the loops do, and their checkpoints record it, so a resumed run uses the
+    same precision instead of measuring again). In a job (``dist``) rank 0 decides
+    for every rank.
+    """
+    if cfg.precision != "auto":
+        return cfg.precision
+    dist = dist or Dist()
+    choice: Precision | None = None
+    if dist.main:
+        if device.type == "cuda":
+            bf16 = torch.cuda.is_bf16_supported()
+            choice = "bf16" if bf16 else "fp16"
+            log.info(
+                "runtime.precision=auto on %s: bf16 is%s supported; using %s",
+                device,
+                "" if bf16 else " not",
+                choice,
+            )
+        else:
+            choice = _measure_precision(cfg, device)
+    return dist.broadcast_object(choice)
+
+
+def with_precision(cfg: Config, precision: Precision) -> Config:
+    """A copy of ``cfg`` with ``runtime.precision`` set (``cfg`` is unchanged)."""
+    if cfg.runtime.precision == precision:
+        return cfg
+    return dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, precision=precision))
+
+
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for fp16, whose narrow range lets small gradients underflow to
+    zero; a disabled scaler (every call a pass-through) for fp32 and bf16. Its
+    ``state_dict()`` belongs in the run's checkpoint."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
 @contextlib.contextmanager
 def autocast(cfg: RuntimeConfig, device: torch.device) -> Iterator[None]:
     """bf16/fp16 autocast when asked for; fp32 does nothing.
 
-    On the 2-core Xeon without AMX we develop on, bf16 convs are ~3x slower than
-    fp32 (benchmarks/search_step.py), so fp32 is the default; bf16 pays off on
-    GPUs and on CPUs with AMX.
+    ``cfg.precision`` must be resolved (:func:`resolve_precision`): ``auto`` is
+    decided once per run, not per step. fp32 stays the default. Why ``auto``
+    measures on a CPU: on the 2-core CPU without bf16 units that vidnas was
+    developed on, bf16 convolutions ran ~3x slower than fp32
+    (benchmarks/search_step.py), while CPUs with AMX run them faster, and a short
+    timing at start-up tells the two apart more reliably than CPU flags; on GPUs
+    bf16 (or fp16 with a gradient scaler) pays off.
     """
+    if cfg.precision == "auto":
+        raise ValueError(
+            "runtime.precision=auto must be resolved before autocast (resolve_precision)"
+        )
     if cfg.precision == "fp32":
         yield
         return

@@ -12,7 +12,7 @@ from torch import nn
 
 from vidnas.config import RuntimeConfig
 from vidnas.engine.distributed import Dist
-from vidnas.engine.runtime import autocast, prepare_input
+from vidnas.engine.runtime import autocast, grad_scaler, prepare_input
 from vidnas.errors import NonFiniteLoss
 
 
@@ -127,6 +127,7 @@ def weight_step(
     grad_clip: float | None,
     check: Any,
     dist: Dist | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[float, int, int]:
     """One SGD step on cross-entropy; returns this rank's (summed loss, correct, clips).
 
@@ -134,8 +135,15 @@ def weight_step(
     the step is on the mean over the global batch (:meth:`Dist.loss_scale`); a rank
     whose part is empty while others' are not still runs (a zero clip with weight
     0), because DDP needs every rank in every backward pass.
+
+    ``scaler``: the run's gradient scaler (:func:`vidnas.engine.runtime.grad_scaler`;
+    enabled for fp16 only). Gradients are unscaled before clipping, and a step whose
+    scaled gradients overflowed is skipped (and the scale lowered), as
+    ``torch.amp.GradScaler`` does. None: no scaling.
     """
     dist = dist or Dist()
+    if scaler is None:
+        scaler = grad_scaler("fp32", device)
     n = batch["label"].numel()
     scale, n_global = dist.loss_scale(n)
     if n_global == 0:
@@ -152,10 +160,12 @@ def weight_step(
     loss = nn.functional.cross_entropy(logits.float(), y)
     check(loss)
     opt.zero_grad(set_to_none=True)
-    (loss * scale if dist.enabled else loss).backward()
+    scaler.scale(loss * scale if dist.enabled else loss).backward()
     if grad_clip:
+        scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
         nn.utils.clip_grad_norm_(params, grad_clip)
-    opt.step()
+    scaler.step(opt)
+    scaler.update()
     if n == 0:
         return 0.0, 0, 0
     return loss.item() * n, int((logits.argmax(1) == y).sum().item()), n

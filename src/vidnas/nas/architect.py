@@ -20,7 +20,7 @@ from torch import nn
 
 from vidnas.config import Config
 from vidnas.engine.distributed import Dist
-from vidnas.engine.runtime import autocast, prepare_input
+from vidnas.engine.runtime import autocast, grad_scaler, prepare_input
 from vidnas.nas.supernet import Supernet
 
 
@@ -36,9 +36,20 @@ def cost_term(gmacs: torch.Tensor, cfg: Config) -> torch.Tensor:
 class Architect:
     """Alpha and beta's optimizer and step."""
 
-    def __init__(self, net: Supernet, cfg: Config, dist: Dist | None = None) -> None:
+    def __init__(
+        self,
+        net: Supernet,
+        cfg: Config,
+        dist: Dist | None = None,
+        scaler: torch.amp.GradScaler | None = None,
+    ) -> None:
+        """``cfg.runtime.precision`` must be resolved; ``scaler``: the step's own
+        gradient scaler (fp16: alpha and beta's gradients flow back through fp16
+        activations), None for none. Its scale is kept apart from the weight step's,
+        whose loss and gradients are of another size."""
         self.net, self.cfg = net, cfg
         self.dist = dist or Dist()
+        self.scaler = scaler if scaler is not None else grad_scaler("fp32", torch.device("cpu"))
         s = cfg.search
         self.params = net.arch_parameters()
         self.weights = list(net.weight_parameters())  # frozen during the step
@@ -77,9 +88,10 @@ class Architect:
             loss = ce + cost
             check(loss)
             self.opt.zero_grad(set_to_none=True)
-            (ce * scale + cost if self.dist.enabled else loss).backward()
+            self.scaler.scale(ce * scale + cost if self.dist.enabled else loss).backward()
             self.dist.average_grads(self.params)
-            self.opt.step()
+            self.scaler.step(self.opt)  # unscales; skips a step whose gradients overflowed
+            self.scaler.update()
         finally:
             for p in self.weights:
                 p.requires_grad_(True)

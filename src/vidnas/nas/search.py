@@ -7,13 +7,13 @@ validate batch (gradient of L_val = CE + lambda * log_k(C), eq. 5). The
 validate split is a third the size of the train split, so its batches are
 cycled within an epoch.
 
-All run state (weights, alpha, beta, both optimizers, the learning-rate
-schedule's position, RNG state, epoch and step, partial-epoch sums, metric
-history) lives in one checkpoint, written atomically every
-``search.checkpoint_every`` steps and at every epoch end. Data order and
-augmentation are pure functions of (seed, epoch, index), so a run killed at any
-point and resumed from its last checkpoint ends exactly as an uninterrupted
-one.
+All run state (weights, alpha, beta, both optimizers and their fp16 gradient
+scalers, the learning-rate schedule's position, RNG state, epoch and step,
+partial-epoch sums, metric history, the resolved precision) lives in one
+checkpoint, written atomically every ``search.checkpoint_every`` steps and at
+every epoch end. Data order and augmentation are pure functions of (seed, epoch,
+index), so a run killed at any point and resumed from its last checkpoint ends
+exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from vidnas.data import ClipDataset, load_index, make_loader, search_split
 from vidnas.data.index import VideoIndex, VideoRecord
 from vidnas.data.sampling import derive_seed
 from vidnas.engine.checkpoint import atomic_write_text
-from vidnas.engine.loop import RunLoop
+from vidnas.engine.loop import RunLoop, load_scaler
 from vidnas.engine.rundir import RunDir, open_run
-from vidnas.engine.runtime import cosine_lr, prepare_module
+from vidnas.engine.runtime import cosine_lr, grad_scaler, prepare_module
 from vidnas.engine.steps import evaluate_single_view, recalibrate_bn, weight_step
 from vidnas.errors import DataError
 from vidnas.models.cost import network_cost
@@ -93,6 +93,7 @@ class SearchLoop(RunLoop):
 
     def __init__(self, cfg: Config, run: RunDir, progress: bool = True) -> None:
         super().__init__(cfg, run, progress)
+        cfg = self.cfg  # with runtime.precision resolved
         self.space = search_space(cfg)
 
         index = load_index(cfg, "train")
@@ -151,7 +152,9 @@ class SearchLoop(RunLoop):
             momentum=s.w_momentum,
             weight_decay=s.w_weight_decay,
         )
-        self.architect = Architect(self.net, cfg, self.dist)
+        self.architect = Architect(
+            self.net, cfg, self.dist, grad_scaler(self.precision, self.device)
+        )
         self.arch_history: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
 
@@ -165,6 +168,7 @@ class SearchLoop(RunLoop):
             "model": self.net.state_dict(),
             "w_opt": self.w_opt.state_dict(),
             "a_opt": self.architect.state_dict(),
+            "a_scaler": self.architect.scaler.state_dict(),
             "arch_history": self.arch_history,
             "summary": self.summary,
         }
@@ -175,6 +179,7 @@ class SearchLoop(RunLoop):
         self.net.load_state_dict(state["model"])
         self.w_opt.load_state_dict(state["w_opt"])
         self.architect.load_state_dict(state["a_opt"])
+        load_scaler(self.architect.scaler, state.get("a_scaler"))
         self.arch_history = list(state["arch_history"])
         self.summary = dict(state["summary"])
 
@@ -248,6 +253,7 @@ class SearchLoop(RunLoop):
                     cfg.search.grad_clip,
                     self.check("weight-step"),
                     self.dist,
+                    self.scaler,
                 )
                 a_loss, a_ce, a_n = 0.0, 0.0, 0
                 if val_iter is not None:
@@ -463,6 +469,7 @@ class SearchLoop(RunLoop):
                 "derived_inference_videos": res["count"],
                 "bn_recalibration_clips": bn,
                 "search_seconds": round(self.elapsed, 1),
+                "precision": self.precision,
                 "bad_videos": self.bad.count,
             }
             self.done = True

@@ -1,0 +1,201 @@
+"""runtime.precision (issue 13): what ``auto`` resolves to, that a run resolves it once
+and records it (a resumed run reuses it), and fp16 with gradient scalers whose state
+goes through the checkpoint, so that resume stays exact."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from tests.conftest import tiny
+from vidnas.apps.train import TrainLoop, run_train
+from vidnas.config import ConfigError, RuntimeConfig, load_config
+from vidnas.engine import runtime
+from vidnas.engine.checkpoint import load_checkpoint
+from vidnas.engine.rundir import open_run
+from vidnas.engine.runtime import autocast, grad_scaler, resolve_precision
+from vidnas.models.spec import ArchSpec
+from vidnas.nas.search import SearchLoop, run_search
+
+CPU = torch.device("cpu")
+FRESH_SCALER = torch.amp.GradScaler("cpu").state_dict()
+
+
+def _cpu_fp16_conv3d() -> str | None:
+    """Why fp16 autocast of Conv3d cannot run on this CPU, or None if it can."""
+    try:
+        with torch.autocast("cpu", dtype=torch.float16):
+            y = F.conv3d(torch.ones(1, 2, 3, 3, 3), torch.ones(2, 2, 1, 1, 1, requires_grad=True))
+        y.float().sum().backward()
+    except RuntimeError as err:
+        return f"this torch build has no CPU fp16 autocast of conv3d: {err}"
+    return None
+
+
+_NO_CPU_FP16 = _cpu_fp16_conv3d()
+needs_cpu_fp16 = pytest.mark.skipif(_NO_CPU_FP16 is not None, reason=_NO_CPU_FP16 or "")
+
+
+class _Killed(Exception):
+    """Stands for a SIGKILL right after a mid-epoch checkpoint (in-process, for speed)."""
+
+
+def _kill_after(monkeypatch: pytest.MonkeyPatch, loop_cls: type, epoch: int, step: int) -> None:
+    """Make ``loop_cls`` stop as if killed once it checkpointed at (epoch, step)."""
+    checkpoint_due = loop_cls.checkpoint_due
+
+    def due_then_die(self, every, steps, started):
+        started = checkpoint_due(self, every, steps, started)
+        if (self.epoch, self.step) == (epoch, step):
+            raise _Killed
+        return started
+
+    monkeypatch.setattr(loop_cls, "checkpoint_due", due_then_die)
+
+
+def _last(out: Path, kind: str) -> dict:
+    return load_checkpoint(out / "checkpoints" / "last.pt", kind)
+
+
+def test_a_bad_precision_names_the_key():
+    with pytest.raises(ConfigError, match=r"runtime\.precision: expected one of 'auto', 'fp32'"):
+        load_config("tiny", ["runtime.precision=fp8"])
+
+
+def test_auto_on_a_cpu_measures_and_picks_fp32_or_bf16(caplog):
+    caplog.set_level(logging.INFO, logger="vidnas.runtime")
+    rng = torch.get_rng_state()
+    choice = resolve_precision(RuntimeConfig(precision="auto"), CPU)
+    assert choice in ("fp32", "bf16")
+    assert torch.equal(torch.get_rng_state(), rng)  # the probe draws from its own generator
+    [msg] = [r.getMessage() for r in caplog.records if "precision=auto" in r.getMessage()]
+    assert "fp32" in msg and msg.endswith(f"using {choice}")
+
+
+def test_explicit_precisions_are_kept_and_auto_on_cuda_needs_no_measurement(monkeypatch):
+    def no_probe(*args):
+        raise AssertionError("measured")
+
+    monkeypatch.setattr(runtime, "_measure_precision", no_probe)
+    for p in ("fp32", "bf16", "fp16"):
+        assert resolve_precision(RuntimeConfig(precision=p), CPU) == p
+    cuda = torch.device("cuda")  # only asked about, never used
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision(RuntimeConfig(precision="auto"), cuda) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision(RuntimeConfig(precision="auto"), cuda) == "fp16"
+
+
+def test_autocast_refuses_an_unresolved_auto_and_only_fp16_scales():
+    with (
+        pytest.raises(ValueError, match="resolve_precision"),
+        autocast(RuntimeConfig(precision="auto"), CPU),
+    ):
+        pass
+    assert grad_scaler("fp16", CPU).is_enabled()
+    assert not grad_scaler("bf16", CPU).is_enabled()
+    assert not grad_scaler("fp32", CPU).is_enabled()
+
+
+def test_auto_is_resolved_once_recorded_and_reused_on_resume(tmp_path, data_root, monkeypatch):
+    calls = []
+
+    def measured(cfg, device):
+        calls.append(device)
+        return "bf16"  # whatever this CPU would say: the point is that it is kept
+
+    monkeypatch.setattr(runtime, "_measure_precision", measured)
+    out = tmp_path / "run"
+    asked = tiny(data_root, "runtime.device=cpu", "runtime.precision=auto")
+    run, cfg, _ = open_run("train", asked, out, None)
+    loop = TrainLoop(cfg, run, "r2plus1d-baseline", progress=False)
+    assert calls == [CPU]
+    assert loop.precision == "bf16" and loop.cfg.runtime.precision == "bf16"
+    assert asked.runtime.precision == "auto"  # the caller's config is left alone
+    assert not loop.scaler.is_enabled()
+    loop.initialise(None)
+    saved = _last(out, "train")
+    assert saved["precision"] == "bf16"
+    assert saved["config"]["runtime"]["precision"] == "bf16"
+    assert "precision: auto" in run.config_path.read_text()  # config.yaml keeps what was asked
+
+    def measured_again(*args):
+        raise AssertionError("a resumed run measured again")
+
+    monkeypatch.setattr(runtime, "_measure_precision", measured_again)
+    run, cfg, state = open_run("train", None, None, out)
+    assert cfg.runtime.precision == "bf16"
+    loop = TrainLoop(cfg, run, ArchSpec.load(run.arch_path), progress=False)
+    loop.load_state_dict(state)
+    assert loop.precision == "bf16" and calls == [CPU]
+
+
+@pytest.mark.slow
+@needs_cpu_fp16
+def test_fp16_training_resumes_exactly_with_its_scaler(tmp_path, data_root, monkeypatch):
+    over = (
+        "runtime.device=cpu",
+        "runtime.precision=fp16",
+        "train.batch_size=2",
+        "train.checkpoint_every=1",
+    )
+    cfg = tiny(data_root, *over)
+    ref = run_train("r2plus1d-baseline", cfg, out=tmp_path / "ref", progress=False)
+    assert ref.summary["precision"] == "fp16"
+    for row in ref.history:
+        assert math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"]), row
+
+    _kill_after(monkeypatch, TrainLoop, epoch=1, step=2)
+    with pytest.raises(_Killed):
+        run_train("r2plus1d-baseline", cfg, out=tmp_path / "cut", progress=False)
+    monkeypatch.undo()
+    cut = _last(tmp_path / "cut", "train")
+    assert (cut["epoch"], cut["step"]) == (1, 2)
+    assert cut["scaler"] and cut["scaler"] != FRESH_SCALER  # there is scaler state to keep
+
+    run_train(resume=tmp_path / "cut", progress=False)
+    a, b = _last(tmp_path / "cut", "train"), _last(tmp_path / "ref", "train")
+    # The scaler counts steps since its last overflow: a scaler started afresh on
+    # resume would end with another count.
+    assert a["scaler"] == b["scaler"]
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
+
+
+@pytest.mark.slow
+@needs_cpu_fp16
+def test_fp16_search_scales_both_steps_and_resumes_exactly(tmp_path, data_root, monkeypatch):
+    over = (
+        "runtime.device=cpu",
+        "runtime.precision=fp16",
+        "search.epochs=1",  # one epoch, searching: weight and architecture steps
+        "search.warmup_epochs=0",
+        "search.batch_size=2",
+        "search.checkpoint_every=1",
+        "search.eval_batches=1",
+    )
+    ref = run_search(tiny(data_root, *over), out=tmp_path / "ref", progress=False)
+    assert ref.summary["precision"] == "fp16"
+    for row in ref.history:
+        assert math.isfinite(row["train_loss"]), row
+    assert math.isfinite(ref.history[-1]["arch_step_loss"])
+
+    _kill_after(monkeypatch, SearchLoop, epoch=0, step=2)
+    with pytest.raises(_Killed):
+        run_search(tiny(data_root, *over), out=tmp_path / "cut", progress=False)
+    monkeypatch.undo()
+    cut = _last(tmp_path / "cut", "search")
+    assert (cut["epoch"], cut["step"]) == (0, 2)
+    for key in ("scaler", "a_scaler"):
+        assert cut[key] and cut[key] != FRESH_SCALER, key
+
+    run_search(resume=tmp_path / "cut", progress=False)
+    a, b = _last(tmp_path / "cut", "search"), _last(tmp_path / "ref", "search")
+    assert (a["scaler"], a["a_scaler"]) == (b["scaler"], b["a_scaler"])
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
