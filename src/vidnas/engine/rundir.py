@@ -151,17 +151,15 @@ def open_run(
     state.
     """
     d = distributed.setup()
-    if not d.enabled:
-        return _resumed_precision(*_open_run(kind, cfg, out, resume))
-    found: tuple[str, bool] | None = None
-    if d.main:
+    if not d.enabled or d.main:
         run, cfg, state = _open_run(kind, cfg, out, resume)
-        found = (str(run.path), state is not None)
-    path, resuming = d.broadcast_object(found)
-    if d.main:
-        return _resumed_precision(run, cfg, state)
-    run = RunDir(path)
-    return _resumed_precision(run, run.load_config(), run.load_last(kind) if resuming else None)
+    if d.enabled:
+        found = (str(run.path), state is not None) if d.main else None
+        path, resuming = d.broadcast_object(found)
+        if not d.main:
+            run = RunDir(path)
+            cfg, state = run.load_config(), run.load_last(kind) if resuming else None
+    return _resumed_precision(run, cfg, state)
 
 
 def _resumed_precision(
