@@ -196,7 +196,10 @@ def main() -> None:
                 )
     if args.pipeline:
         t = load_config(args.config, args.overrides).train
-        training = f"vidnas train: {t.epochs} epochs at batch {t.batch_size}, lr {t.lr}"
+        training = (
+            f"vidnas train: {t.epochs} epochs at batch {t.batch_size}, lr {t.lr}, "
+            f"dropout {t.dropout}, residual_init {t.residual_init}"
+        )
     else:
         training = f"{args.steps} steps at batch {args.batch}"
     print(

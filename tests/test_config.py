@@ -82,6 +82,8 @@ def test_with_overrides_makes_a_validated_copy():
         ("search.epochs", "must look like key=value"),
         ("data.search_split=[0.5,0.2,0.2]", "data.search_split: fractions must sum to 1"),
         ("search.warmup_epochs=99", "search.warmup_epochs: must be in [0, search.epochs]"),
+        ("train.residual_init=-1", "train.residual_init: must be >= 0"),
+        ("search.budget_tolerance=1.5", "search.budget_tolerance: must be in (0, 1)"),
     ],
 )
 def test_bad_values_name_the_key(override, message):

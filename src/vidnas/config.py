@@ -150,8 +150,11 @@ class SearchConfig:
     # Cost term lambda * log_k(C) of eq. 5; lambda and k act as one knob (lambda / ln k).
     cost_lambda: float = 0.1
     cost_base: float = 10.0
-    # If set, the cost term pulls the expected GMACs towards this budget instead.
+    # If set, the cost term pulls the expected GMACs towards this budget instead, and
+    # the derivation takes the most probable architecture whose GMACs are within
+    # budget_tolerance (a fraction) of it (docs/design.md, "Derivation").
     budget_gmacs: float | None = None
+    budget_tolerance: float = 0.1
     # Which dimensions are searched (paper Table 6); the rest are fixed (docs/design.md).
     dimensions: list[Literal["channels", "ops", "depth"]] = field(
         default_factory=lambda: ["channels", "ops", "depth"]
@@ -189,6 +192,12 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 4e-5
     dropout: float = 0.5
+    # Starting scale of every residual block's last BatchNorm; 0 starts each block as
+    # the identity (docs/design.md, "Initialisation"). At 0 a block's convs get no
+    # gradient until its scale has grown, and on a task that only long temporal
+    # context solves none ever did: every network trained as its transitions alone
+    # (docs/results.md, "A benchmark where architecture decides").
+    residual_init: float = 0.0
     grad_clip: float | None = None
     # Fraction of the training list held out for per-epoch validation; 0 validates on
     # the test split instead (what PySlowFast and MMAction2 do for UCF101 and Kinetics).
@@ -391,6 +400,7 @@ def _check_range(cfg: Config) -> None:
     need(s.cost_base > 1, "search.cost_base", "the log base k must be > 1")
     need(s.cost_lambda >= 0, "search.cost_lambda", "must be >= 0")
     need(s.budget_gmacs is None or s.budget_gmacs > 0, "search.budget_gmacs", "must be > 0")
+    need(0 < s.budget_tolerance < 1, "search.budget_tolerance", "must be in (0, 1)")
     need(s.checkpoint_every > 0, "search.checkpoint_every", "must be > 0")
     need(s.residual_init >= 0, "search.residual_init", "must be >= 0")
     need(0 < s.decided_threshold < 1, "search.decided_threshold", "must be in (0, 1)")
@@ -398,6 +408,7 @@ def _check_range(cfg: Config) -> None:
     need(t.epochs > 0, "train.epochs", "must be > 0")
     need(t.batch_size > 0, "train.batch_size", "must be > 0")
     need(0 <= t.dropout < 1, "train.dropout", "must be in [0, 1)")
+    need(t.residual_init >= 0, "train.residual_init", "must be >= 0")
     need(0 <= t.holdout < 1, "train.holdout", "must be in [0, 1)")
     need(t.checkpoint_every > 0, "train.checkpoint_every", "must be > 0")
     d = cfg.data

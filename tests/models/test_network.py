@@ -33,6 +33,17 @@ def test_residual_blocks_start_as_the_identity(tiny_space):
         assert b.bn_t.weight.abs().sum() == 0 and b.bn_s.weight.eq(1).all()
     net(torch.randn(2, 3, 8, 32, 32)).logsumexp(1).sum().backward()
     assert any(b.bn_t.weight.grad.abs().sum() > 0 for b in blocks)
+    # ...and so its convs get no gradient at first: the reason for train.residual_init.
+    assert all(b.conv_t.weight.grad.abs().sum() == 0 for b in blocks)
+
+
+def test_residual_init_starts_blocks_live(tiny_space):
+    spec = resolve_arch("r2plus1d-baseline", tiny_space, (3, 8, 32, 32), 5)
+    net = build_network(spec, residual_init=1.0)
+    blocks = [b for st in net.stages for b in st.blocks]
+    assert all(b.bn_t.weight.eq(1).all() for b in blocks)
+    net(torch.randn(2, 3, 8, 32, 32)).logsumexp(1).sum().backward()
+    assert all(b.conv_t.weight.grad.abs().sum() > 0 for b in blocks)
 
 
 def test_layout_mirrors_the_spec():

@@ -87,8 +87,10 @@ def inherit_from_search(net: VidNet, search_run: str | Path) -> dict[str, Any]:
     different class count the classifier keeps its fresh initialisation.
     """
     run = RunDir(search_run)
-    supernet, _, _ = load_supernet(run.path)
-    d = derive_from(supernet)
+    supernet, search_cfg, _ = load_supernet(run.path)
+    d = derive_from(
+        supernet, None, search_cfg.search.budget_gmacs, search_cfg.search.budget_tolerance
+    )
     mine, theirs = net.spec, d.spec
     if (mine.stem_width, mine.stem_stride, mine.stages) != (
         theirs.stem_width,
@@ -139,7 +141,9 @@ class TrainLoop(RunLoop):
         }
         self.spec = resolve_train_arch(spec, cfg, len(self.classes))
         torch.manual_seed(cfg.seed)
-        self.net = prepare_module(build_network(self.spec, t.dropout), cfg.runtime, self.device)
+        self.net = prepare_module(
+            build_network(self.spec, t.dropout, t.residual_init), cfg.runtime, self.device
+        )
         self.ddp = self.data_parallel(self.net)
         self.params = list(self.net.parameters())
         self.opt = torch.optim.SGD(

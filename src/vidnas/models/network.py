@@ -40,7 +40,7 @@ class NetworkStage(nn.Module):
 class VidNet(nn.Module):
     """A 3D ResNet of factorised (2+1)D blocks with temporally dilated stack layers."""
 
-    def __init__(self, spec: ArchSpec, dropout: float = 0.0) -> None:
+    def __init__(self, spec: ArchSpec, dropout: float = 0.0, residual_init: float = 0.0) -> None:
         super().__init__()
         self.spec = spec
         self.stem = Stem(spec.stem_width, spec.stem_stride, in_channels=spec.input[0])
@@ -51,7 +51,7 @@ class VidNet(nn.Module):
             c_in = st.width
         self.stages = nn.ModuleList(stages)
         self.classifier = Classifier(c_in, spec.num_classes, dropout)
-        init_weights(self)
+        init_weights(self, residual_init)
         self.register_load_state_dict_pre_hook(_legacy_keys)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,9 +65,10 @@ class VidNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-def build_network(spec: ArchSpec, dropout: float = 0.0) -> VidNet:
-    """The network of ``spec`` with freshly initialised weights."""
-    return VidNet(spec, dropout)
+def build_network(spec: ArchSpec, dropout: float = 0.0, residual_init: float = 0.0) -> VidNet:
+    """The network of ``spec`` with freshly initialised weights; ``residual_init``: the
+    starting scale of every block's last BatchNorm (:func:`~vidnas.models.ops.init_weights`)."""
+    return VidNet(spec, dropout, residual_init)
 
 
 def _legacy_keys(module: nn.Module, state_dict: dict[str, Any], *args: Any) -> None:

@@ -5,6 +5,11 @@ are dropped, which is how depth is searched. Widths: the Viterbi algorithm over
 beta, the path from the stem to the last stage whose product of transition
 probabilities ``p_ij`` is largest. Ties go to the lower index, so a derivation
 is a pure function of alpha and beta.
+
+Budget mode adds a constraint (docs/design.md, "Derivation"): the most probable
+architecture whose cost lies within a tolerance of the budget. The unconstrained
+argmax is that architecture whenever it is inside; otherwise dynamic programming
+over stages keeps, for every width and cost, the most probable way to get there.
 """
 
 from __future__ import annotations
@@ -15,6 +20,13 @@ from dataclasses import dataclass
 
 import torch
 
+from vidnas.models.cost import (
+    classifier_cost,
+    network_cost,
+    op_cost,
+    stem_cost,
+    transition_cost,
+)
 from vidnas.models.ops import SKIP
 from vidnas.models.space import SearchSpace
 from vidnas.models.spec import ArchSpec, StageSpec
@@ -90,17 +102,126 @@ def derive(
     return Derivation(spec, tuple(path), tuple(layers), prob)
 
 
-def derive_from(supernet: Supernet, name: str | None = None) -> Derivation:
-    """The current derivation of a :class:`Supernet`."""
+def _best_ops(space: SearchSpace, probs: torch.Tensor) -> list[tuple[float, list[int]]]:
+    """For one stage at one width: for k = 0..max_layers conv layers, the largest
+    sum of op log-probabilities and the op index of every layer that achieves it."""
+    logp = torch.log(probs.detach().double().cpu()).tolist()
+    skip = space.ops.index(SKIP) if SKIP in space.ops else None
+    conv = [o for o in range(len(space.ops)) if o != skip]
+    best_conv = [max(conv, key=lambda o: (row[o], -o)) for row in logp]
+    if skip is None:  # every layer is a conv: only k = max_layers exists
+        return [(-math.inf, [])] * len(logp) + [
+            (sum(r[o] for r, o in zip(logp, best_conv)), best_conv)
+        ]
+    gain = [r[c] - r[skip] for r, c in zip(logp, best_conv)]
+    order = sorted(range(len(logp)), key=lambda i: (-gain[i], i))
+    out = []
+    for k in range(len(logp) + 1):
+        ops = [skip] * len(logp)
+        for i in order[:k]:
+            ops[i] = best_conv[i]
+        out.append((sum(r[o] for r, o in zip(logp, ops)), ops))
+    return out
+
+
+def derive_within(
+    space: SearchSpace,
+    op_probs: Sequence[torch.Tensor],
+    path_probs: Sequence[torch.Tensor],
+    input_shape: Sequence[int],
+    num_classes: int,
+    budget_gmacs: float,
+    tolerance: float = 0.1,
+    name: str | None = None,
+) -> Derivation:
+    """The most probable architecture (product of its path's ``p_ij`` and its ops'
+    probabilities) whose cost is within ``tolerance`` of ``budget_gmacs``; the one
+    closest to the budget, most probable first, if none is.
+
+    A stage's cost depends only on its width, the width before it and how many of
+    its layers are convs, so the search runs over (width, cost) states per stage;
+    states whose costs round to the same 1e-5 of the budget are merged, keeping
+    the more probable, which keeps the state count small in the paper's space.
+    """
+    free = derive(space, op_probs, path_probs, input_shape, num_classes, name)
+    budget = budget_gmacs * 1e9
+    lo, hi = budget * (1 - tolerance), budget * (1 + tolerance)
+    if lo <= network_cost(free.spec).macs <= hi:
+        return free
+    c, t, h, w = input_shape
+    stem, shape = stem_cost((c, t, h, w), space.stem_width, space.stem_stride)
+    # state: (node, rounded cost) -> (log-prob, exact MACs, choices [(node, ops)])
+    states: dict[tuple[int, int], tuple[float, int, list]] = {(0, 0): (0.0, stem.macs, [])}
+    grain = budget * 1e-5
+    widths_before = [space.stem_width]
+    for st, probs, pp in zip(space.stages, op_probs, path_probs):
+        logp = torch.log(pp.detach().double().cpu()).tolist()
+        nxt: dict[tuple[int, int], tuple[float, int, list]] = {}
+        for j, width in enumerate(st.widths):
+            ops_k = _best_ops(space, probs[j])
+            for i, w_in in enumerate(widths_before):
+                trans, out_shape = transition_cost((w_in, *shape[1:]), width, st.stride)
+                block = op_cost("dil1", out_shape).macs
+                for (node, _), (score, macs, choice) in states.items():
+                    if node != i or logp[i][j] == -math.inf:
+                        continue
+                    for k, (ops_score, ops) in enumerate(ops_k):
+                        if ops_score == -math.inf:
+                            continue
+                        m = macs + trans.macs + k * block
+                        sc = score + logp[i][j] + ops_score
+                        key = (j, round(m / grain))
+                        if sc > nxt.get(key, (-math.inf,))[0]:
+                            nxt[key] = (sc, m, [*choice, (j, ops)])
+        states = nxt
+        widths_before = list(st.widths)
+        _, shape = transition_cost(shape, st.widths[0], st.stride)
+    finals = [
+        (sc, m + classifier_cost(space.stages[-1].widths[node], num_classes).macs, choice)
+        for (node, _), (sc, m, choice) in states.items()
+    ]
+    inside = [f for f in finals if lo <= f[1] <= hi]
+    sc, _, choice = (
+        max(inside, key=lambda f: f[0])
+        if inside
+        else min(finals, key=lambda f: (abs(f[1] - budget), -f[0]))
+    )
+    one_hot_ops, one_hot_path, prev = [], [], 0
+    for st, probs, (node, ops) in zip(space.stages, op_probs, choice):
+        sel = torch.zeros_like(probs, dtype=torch.float64)
+        for layer, o in enumerate(ops):
+            sel[node, layer, o] = 1.0
+        one_hot_ops.append(sel)
+        p = torch.zeros(1 if not one_hot_path else len(one_hot_path[-1][0]), len(st.widths))
+        p[prev, node] = 1.0
+        one_hot_path.append(p.double())
+        prev = node
+    d = derive(space, one_hot_ops, one_hot_path, input_shape, num_classes, name)
+    path_prob = math.prod(
+        float(pp[i, j]) for pp, i, j in zip(path_probs, (0, *d.path[:-1]), d.path)
+    )
+    return Derivation(d.spec, d.path, d.layers, path_prob)
+
+
+def derive_from(
+    supernet: Supernet,
+    name: str | None = None,
+    budget_gmacs: float | None = None,
+    tolerance: float = 0.1,
+) -> Derivation:
+    """The current derivation of a :class:`Supernet`; with ``budget_gmacs``, the most
+    probable one within ``tolerance`` of it (:func:`derive_within`)."""
     with torch.no_grad():
-        return derive(
+        args = (
             supernet.space,
             supernet.op_probs(),
             supernet.path_probs(),
             supernet.input_shape,
             supernet.num_classes,
-            name,
         )
+        if budget_gmacs is None:
+            return derive(*args, name)
+        return derive_within(*args, budget_gmacs, tolerance, name)
 
 
 def sample_derivation(

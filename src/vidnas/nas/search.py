@@ -282,7 +282,7 @@ class SearchLoop(RunLoop):
                     "GMACs": f"{self.net.expected_macs().item() / 1e9:.3f}",
                 }
                 if searching and self.progress:
-                    dec = self._decisiveness(derive_from(self.net))
+                    dec = self._decisiveness(self.derive())
                     postfix["op_win_min"] = _fmt_prob(dec.op_win_min)
                     postfix["width_win_min"] = _fmt_prob(dec.width_win_min)
                 bar.set_postfix(postfix)
@@ -312,7 +312,7 @@ class SearchLoop(RunLoop):
                 dist=self.dist,
             )
         self.merge_bad_videos()
-        d = derive_from(self.net, name="searched")
+        d = self.derive("searched")
         cost = network_cost(d.spec)
         with torch.no_grad():
             op_probs = [p.cpu() for p in self.net.op_probs()]
@@ -343,6 +343,8 @@ class SearchLoop(RunLoop):
             },
             "bad_videos": self.bad.count,
         }
+        if cfg.search.budget_gmacs is not None:  # what the unconstrained argmax would cost
+            row["argmax_gmacs"] = network_cost(derive_from(self.net).spec).macs / 1e9
         dec = self._decisiveness(d, op_probs, path_probs)
         previous = self.history[-1]["arch"] if self.history else None
         row.update(
@@ -382,6 +384,12 @@ class SearchLoop(RunLoop):
             _fmt_prob(dec.width_win_min),
         )
 
+    def derive(self, name: str | None = None) -> Derivation:
+        """The architecture alpha and beta select now; in budget mode the most probable
+        one within ``search.budget_tolerance`` of the budget."""
+        s = self.cfg.search
+        return derive_from(self.net, name, s.budget_gmacs, s.budget_tolerance)
+
     def _decisiveness(
         self,
         d: Derivation,
@@ -420,7 +428,7 @@ class SearchLoop(RunLoop):
     def finish(self) -> Derivation:
         """Derive, evaluate the derived network with inherited weights, write outputs."""
         cfg = self.cfg
-        d = derive_from(self.net, name="searched")
+        d = self.derive("searched")
         self.decisiveness = self._decisiveness(d)
         meta = {
             "x-search": {

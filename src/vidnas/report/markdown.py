@@ -88,6 +88,17 @@ def write_search_report(
         f"Expected cost at the end of the search: {_fmt(last.get('expected_gmacs'), 4)} GMACs; "
         f"probability of the Viterbi path: {_fmt(last.get('path_prob'), 4)}.",
         "",
+        *(
+            [
+                f"Budget mode: the derived network costs {_fmt(last.get('derived_gmacs'), 4)} "
+                f"GMACs against a budget of {s.budget_gmacs} +- {s.budget_tolerance:.0%}; it is "
+                "the most probable architecture within that range. The unconstrained argmax of "
+                f"alpha and beta would cost {_fmt(last.get('argmax_gmacs'), 4)} GMACs.",
+                "",
+            ]
+            if s.budget_gmacs is not None
+            else []
+        ),
         "With the supernet's weights of its path and re-estimated BatchNorm statistics "
         f"(no retraining), the derived network scores top-1 "
         f"{_fmt(summary.get('derived_inference_acc'))} on the inference split "
