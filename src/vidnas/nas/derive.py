@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from vidnas.models.cost import (
@@ -139,63 +140,73 @@ def derive_within(
     closest to the budget, most probable first, if none is.
 
     A stage's cost depends only on its width, the width before it and how many of
-    its layers are convs, so the search runs over (width, cost) states per stage;
-    states whose costs round to the same 1e-5 of the budget are merged, keeping
-    the more probable, which keeps the state count small in the paper's space.
+    its layers are convs, so the search runs over (width, cost) states per stage,
+    vectorised; states whose costs round to the same 1e-4 of the budget are merged,
+    keeping the more probable, which bounds the state count in the paper's space.
     """
     free = derive(space, op_probs, path_probs, input_shape, num_classes, name)
     budget = budget_gmacs * 1e9
     lo, hi = budget * (1 - tolerance), budget * (1 + tolerance)
     if lo <= network_cost(free.spec).macs <= hi:
         return free
-    c, t, h, w = input_shape
-    stem, shape = stem_cost((c, t, h, w), space.stem_width, space.stem_stride)
-    # state: (node, rounded cost) -> (log-prob, exact MACs, choices [(node, ops)])
-    states: dict[tuple[int, int], tuple[float, int, list]] = {(0, 0): (0.0, stem.macs, [])}
-    grain = budget * 1e-5
-    widths_before = [space.stem_width]
+    grain = budget * 1e-4
+    stem, shape = stem_cost(tuple(input_shape), space.stem_width, space.stem_stride)  # type: ignore[arg-type]
+    # The states after each stage: node, MACs so far, log-probability, and for
+    # backtracking the state it came from and its number of conv layers.
+    node, macs, score = np.zeros(1, np.int64), np.full(1, stem.macs, np.float64), np.zeros(1)
+    widths_before, history, ops_tables = [space.stem_width], [], []
     for st, probs, pp in zip(space.stages, op_probs, path_probs):
-        logp = torch.log(pp.detach().double().cpu()).tolist()
-        nxt: dict[tuple[int, int], tuple[float, int, list]] = {}
+        logp = torch.log(pp.detach().double().cpu()).numpy()
+        table = [_best_ops(space, probs[j]) for j in range(len(st.widths))]
+        parts = []
         for j, width in enumerate(st.widths):
-            ops_k = _best_ops(space, probs[j])
             for i, w_in in enumerate(widths_before):
+                idx = np.nonzero(node == i)[0]
+                if not idx.size or logp[i, j] == -math.inf:
+                    continue
                 trans, out_shape = transition_cost((w_in, *shape[1:]), width, st.stride)
                 block = op_cost("dil1", out_shape).macs
-                for (node, _), (score, macs, choice) in states.items():
-                    if node != i or logp[i][j] == -math.inf:
+                for k, (ops_score, _) in enumerate(table[j]):
+                    if ops_score == -math.inf:
                         continue
-                    for k, (ops_score, ops) in enumerate(ops_k):
-                        if ops_score == -math.inf:
-                            continue
-                        m = macs + trans.macs + k * block
-                        sc = score + logp[i][j] + ops_score
-                        key = (j, round(m / grain))
-                        if sc > nxt.get(key, (-math.inf,))[0]:
-                            nxt[key] = (sc, m, [*choice, (j, ops)])
-        states = nxt
+                    m = macs[idx] + trans.macs + k * block
+                    sc = score[idx] + logp[i, j] + ops_score
+                    parts.append((idx, np.full(idx.size, j), np.full(idx.size, k), m, sc))
+        back, node, ks, macs, score = (np.concatenate(col) for col in zip(*parts))
+        bucket = np.round(macs / grain).astype(np.int64)
+        order = np.lexsort((-score, bucket, node))  # best first within (node, bucket)
+        first = np.ones(order.size, bool)
+        first[1:] = (node[order][1:] != node[order][:-1]) | (
+            bucket[order][1:] != bucket[order][:-1]
+        )
+        keep = order[first]
+        back, node, ks, macs, score = back[keep], node[keep], ks[keep], macs[keep], score[keep]
+        history.append((back, node, ks))
+        ops_tables.append(table)
         widths_before = list(st.widths)
         _, shape = transition_cost(shape, st.widths[0], st.stride)
-    finals = [
-        (sc, m + classifier_cost(space.stages[-1].widths[node], num_classes).macs, choice)
-        for (node, _), (sc, m, choice) in states.items()
-    ]
-    inside = [f for f in finals if lo <= f[1] <= hi]
-    sc, _, choice = (
-        max(inside, key=lambda f: f[0])
-        if inside
-        else min(finals, key=lambda f: (abs(f[1] - budget), -f[0]))
-    )
+    last_widths = np.array(space.stages[-1].widths)
+    total = macs + np.array([classifier_cost(int(w), num_classes).macs for w in last_widths])[node]
+    inside = np.nonzero((total >= lo) & (total <= hi))[0]
+    if inside.size:
+        best = int(inside[np.argmax(score[inside])])
+    else:
+        best = int(np.lexsort((-score, np.abs(total - budget)))[0])
+    choice = []
+    for back, nodes, ks in reversed(history):
+        choice.append((int(nodes[best]), int(ks[best])))
+        best = int(back[best])
+    choice.reverse()
     one_hot_ops, one_hot_path, prev = [], [], 0
-    for st, probs, (node, ops) in zip(space.stages, op_probs, choice):
-        sel = torch.zeros_like(probs, dtype=torch.float64)
-        for layer, o in enumerate(ops):
-            sel[node, layer, o] = 1.0
+    for st, probs, table, (j, k) in zip(space.stages, op_probs, ops_tables, choice):
+        sel = torch.zeros(probs.shape, dtype=torch.float64)
+        for layer, o in enumerate(table[j][k][1]):
+            sel[j, layer, o] = 1.0
         one_hot_ops.append(sel)
-        p = torch.zeros(1 if not one_hot_path else len(one_hot_path[-1][0]), len(st.widths))
-        p[prev, node] = 1.0
+        p = torch.zeros(len(one_hot_path[-1][0]) if one_hot_path else 1, len(st.widths))
+        p[prev, j] = 1.0
         one_hot_path.append(p.double())
-        prev = node
+        prev = j
     d = derive(space, one_hot_ops, one_hot_path, input_shape, num_classes, name)
     path_prob = math.prod(
         float(pp[i, j]) for pp, i, j in zip(path_probs, (0, *d.path[:-1]), d.path)

@@ -238,6 +238,7 @@ class SearchLoop(RunLoop):
         lr = self._lr()
         val_iter = self._val_batches(e, self.step) if searching else None
         bar = self.bar(self.steps_per_epoch, f"epoch {e + 1}/{cfg.search.epochs} {phase}")
+        dec = None  # the decisiveness the progress bar shows
         try:
             for batch in loader:
                 self.bad.update(batch["failed"])
@@ -281,8 +282,12 @@ class SearchLoop(RunLoop):
                     "acc": f"{self.mean('train_correct', 'train_count'):.3f}",
                     "GMACs": f"{self.net.expected_macs().item() / 1e9:.3f}",
                 }
-                if searching and self.progress:
+                # A budget-mode derivation takes about a second in the paper's space:
+                # the bar refreshes its decisiveness every 10 steps there.
+                every = 1 if cfg.search.budget_gmacs is None else 10
+                if searching and self.progress and (dec is None or self.step % every == 0):
                     dec = self._decisiveness(self.derive())
+                if searching and self.progress and dec is not None:
                     postfix["op_win_min"] = _fmt_prob(dec.op_win_min)
                     postfix["width_win_min"] = _fmt_prob(dec.width_win_min)
                 bar.set_postfix(postfix)
