@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import pytest
 import torch
 
 from tests.nas.test_supernet import CLASSES, INPUT, random_probs, small_space
@@ -40,8 +41,11 @@ def every_architecture(space, op_probs, path_probs):
     return out
 
 
-def test_budget_derivation_is_the_most_probable_architecture_within_tolerance():
-    space = small_space()
+@pytest.mark.parametrize(
+    "ops", [("dil1", "dil2", "skip"), ("dil1", "dil2")]
+)  # depth searched or not
+def test_budget_derivation_is_the_most_probable_architecture_within_tolerance(ops):
+    space = small_space(ops)
     gen = torch.Generator().manual_seed(0)
     checked_outside = 0
     for trial in range(12):
@@ -59,7 +63,7 @@ def test_budget_derivation_is_the_most_probable_architecture_within_tolerance():
             checked_outside += 1
         else:
             assert got == free  # inside the budget, the paper's derivation stands
-    assert checked_outside >= 3  # the constraint did bind in some trials
+    assert checked_outside >= 2  # the constraint did bind in some trials
 
 
 def test_unreachable_budget_gives_the_closest_architecture():
