@@ -85,9 +85,11 @@ class SynthConfig:
     # context). order: 4 classes told apart only by the order of colour flashes
     # ``period`` frames apart, so a network needs ``period - event + 2`` frames of
     # temporal context (docs/design.md, "Data"). cycle: the same context, one
-    # whole-frame stream whose colour steps 1-4 of 5 per flash (4 classes).
-    task: Literal["motion", "order", "cycle"] = "motion"
-    # motion: the first ``classes`` of the 10 built-in motion classes; order, cycle: 4.
+    # whole-frame stream whose colour steps 1-4 of 5 per flash (4 classes). echo: every
+    # frame's colour comes back 1-4 of 5 colours on ``lag`` frames later (4 classes), so a
+    # network needs ``lag + 1`` frames of context: the benchmark where architecture decides.
+    task: Literal["motion", "order", "cycle", "echo"] = "motion"
+    # motion: the first ``classes`` of the 10 built-in motion classes; others: 4.
     classes: int = 10
     per_class: int = 30
     # Frames per video.
@@ -99,6 +101,8 @@ class SynthConfig:
     # order and cycle tasks: each flash lasts ``event`` frames and starts every ``period`` frames.
     period: int = 8
     event: int = 3
+    # echo task: frames between a colour and its echo.
+    lag: int = 9
 
 
 @dataclass
@@ -138,9 +142,14 @@ class SearchConfig:
     epochs: int = 70
     warmup_epochs: int = 10
     batch_size: int = 8
-    # Weights w: SGD with cosine annealing.
+    # Weights w: SGD (the paper) or AdamW, with cosine annealing, after
+    # w_lr_warmup_epochs of linear warm-up (0: none, the paper). In the relaxed supernet
+    # every op's gradient is scaled by its probability; Adam's per-weight step undoes
+    # that scale, SGD's does not (docs/design.md, "The search").
+    w_optimizer: Literal["sgd", "adamw"] = "sgd"
     w_lr: float = 0.02
     w_lr_min: float = 1e-4
+    w_lr_warmup_epochs: float = 0.0
     w_momentum: float = 0.9
     w_weight_decay: float = 4e-5
     # Architecture alpha, beta: Adam at a fixed learning rate.
@@ -189,6 +198,10 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 0.1
     lr_min: float = 1e-4
+    # Linear warm-up of the learning rate over this many epochs before the cosine (0: the
+    # paper's plain cosine). Blocks that start live (residual_init > 0) take the
+    # first steps at the full rate badly: the demo's networks spent 5 of 12 epochs at chance.
+    lr_warmup_epochs: float = 0.0
     momentum: float = 0.9
     weight_decay: float = 4e-5
     dropout: float = 0.5
@@ -397,6 +410,11 @@ def _check_range(cfg: Config) -> None:
     need(s.epochs > 0, "search.epochs", "must be > 0")
     need(0 <= s.warmup_epochs <= s.epochs, "search.warmup_epochs", "must be in [0, search.epochs]")
     need(s.batch_size > 0, "search.batch_size", "must be > 0")
+    need(
+        0 <= s.w_lr_warmup_epochs < s.epochs,
+        "search.w_lr_warmup_epochs",
+        "must be in [0, search.epochs)",
+    )
     need(s.cost_base > 1, "search.cost_base", "the log base k must be > 1")
     need(s.cost_lambda >= 0, "search.cost_lambda", "must be >= 0")
     need(s.budget_gmacs is None or s.budget_gmacs > 0, "search.budget_gmacs", "must be > 0")
@@ -407,6 +425,11 @@ def _check_range(cfg: Config) -> None:
     t = cfg.train
     need(t.epochs > 0, "train.epochs", "must be > 0")
     need(t.batch_size > 0, "train.batch_size", "must be > 0")
+    need(
+        0 <= t.lr_warmup_epochs < t.epochs,
+        "train.lr_warmup_epochs",
+        "must be in [0, train.epochs)",
+    )
     need(0 <= t.dropout < 1, "train.dropout", "must be in [0, 1)")
     need(t.residual_init >= 0, "train.residual_init", "must be >= 0")
     need(0 <= t.holdout < 1, "train.holdout", "must be in [0, 1)")

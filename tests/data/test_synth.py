@@ -420,3 +420,78 @@ def test_cycle_task_checks():
         check_synth_config(SynthConfig(task="cycle", classes=5))
     with pytest.raises(ConfigError, match="data.synth.task"):
         check_synth_config(SynthConfig(task="spin"))
+
+
+# --------------------------------------------------------------------------- echo task
+
+
+def _echo_windows(step: int, length: int, lag: int) -> Counter:
+    """Every window of ``length`` frames of every echo stream, over every choice of the
+    first ``lag`` colours and every offset within two lags."""
+    from vidnas.data.synth import echo_stream
+
+    out: Counter = Counter()
+    for first in itertools.product(range(5), repeat=lag):
+        s = echo_stream(step, np.array(first), 2 * lag + length)
+        for start in range(2 * lag):
+            out[tuple(s[start : start + length])] += 1
+    return out
+
+
+@pytest.mark.parametrize("lag", [2, 3, 4])
+def test_echo_task_needs_exactly_lag_plus_one_frames(lag):
+    """Every window of up to ``lag`` frames is uniform over all colour sequences in
+    every class (so no shorter window, nor a clip's ends, tells the classes apart),
+    and every window of ``lag + 1`` frames belongs to one class only."""
+    for length in range(1, lag + 1):
+        windows = [_echo_windows(s, length, lag) for s in (1, 2, 3, 4)]
+        assert all(w == windows[0] for w in windows), length
+        assert len(windows[0]) == 5**length and len(set(windows[0].values())) == 1
+    seen = [set(_echo_windows(s, lag + 1, lag)) for s in (1, 2, 3, 4)]
+    assert all(not seen[i] & seen[j] for i in range(4) for j in range(i + 1, 4))
+
+
+def test_echo_dataset_frames_come_back_a_step_on(tmp_path):
+    """Decoded from the written AVIs, every frame's colour is the class's step on from
+    the colour ``lag`` frames before it, and the first ``lag`` frames are not all alike."""
+    from vidnas.data.decode import read_frames
+    from vidnas.data.synth import _CYCLE_HUES, CYCLE_CLASSES, _hsv
+
+    lag, frames = 5, 20
+    synth = SynthConfig(task="echo", classes=4, per_class=2, frames=frames, size=32, lag=lag)
+    out = write_synthetic(tmp_path / "echo", synth)
+    ind = (out / "ucfTrainTestlist" / "classInd.txt").read_text().split()
+    assert ind[1::2] == list(CYCLE_CLASSES)
+    marker = (out / "synth.json").read_text()
+    assert '"task": "echo"' in marker and "comes back 3 of 5 on, 5 frames later" in marker
+    assert '"period"' not in marker
+    palette = np.array([0.4 * 90 + 0.6 * np.asarray(_hsv(h, 0.9, 1.0)) for h in _CYCLE_HUES])
+    for label, name in enumerate(CYCLE_CLASSES):
+        for avi in sorted((out / "UCF-101" / name).glob("*.avi")):
+            x = read_frames(avi, list(range(frames))).numpy().astype(float)
+            assert x.reshape(frames, -1, 3).std(1).max() < 3  # one tint per frame
+            mean = x.reshape(frames, -1, 3).mean(1)
+            dist = np.abs(palette[None] - mean[:, None]).sum(-1)  # [frames, 5]
+            assert (dist.min(1) < 10).all()
+            c = dist.argmin(1)
+            assert ((c[lag:] - c[:-lag]) % 5 == label + 1).all(), (name, c)
+            assert len(set(c[:lag].tolist())) > 1
+
+
+def test_echo_task_checks_and_markers(tmp_path):
+    from vidnas.errors import ConfigError
+
+    for bad, key in [
+        (dict(classes=5), "classes"),
+        (dict(lag=0), "lag"),
+        (dict(lag=12, frames=12), "frames"),
+    ]:
+        with pytest.raises(ConfigError, match=f"data.synth.{key}"):
+            check_synth_config(SynthConfig(**{"task": "echo", "classes": 4, **bad}))
+    # The other tasks' markers do not gain the echo task's lag, so datasets written
+    # before it still match their config.
+    from vidnas.data.synth import _settings
+
+    assert "lag" not in _settings(SynthConfig(task="cycle", classes=4))
+    assert "lag" not in _settings(SynthConfig())
+    assert _settings(SynthConfig(task="echo", classes=4))["lag"] == 9

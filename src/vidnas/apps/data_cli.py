@@ -35,18 +35,23 @@ def _synth(dsub: argparse._SubParsersAction) -> None:
         description="Write a synthetic action dataset: classes that differ only in motion "
         "(--task motion) or only in the order of colour flashes --period frames apart "
         "(--task order, two halves' directions; --task cycle, one colour step of 1-4 "
-        "of 5: both need period - event + 2 frames of temporal context).",
+        "of 5: both need period - event + 2 frames of temporal context), or in which "
+        "colour each frame's comes back as --lag frames later (--task echo, the benchmark "
+        "where architecture decides: lag + 1 frames of context).",
     )
     p.add_argument("out", metavar="OUT", help="folder to create (must be absent or empty)")
-    p.add_argument("--task", choices=["motion", "order", "cycle"], default=d.task, help="(motion)")
+    p.add_argument(
+        "--task", choices=["motion", "order", "cycle", "echo"], default=d.task, help="(motion)"
+    )
     p.add_argument(
         "--classes",
         type=int,
         default=None,
-        help=f"motion: 2..10 (default {d.classes}); order, cycle: 4",
+        help=f"motion: 2..10 (default {d.classes}); order, cycle, echo: 4",
     )
     p.add_argument("--period", type=int, default=d.period, help=f"order, cycle: ({d.period})")
     p.add_argument("--event", type=int, default=d.event, help=f"order, cycle: ({d.event})")
+    p.add_argument("--lag", type=int, default=d.lag, help=f"echo: ({d.lag})")
     p.add_argument(
         "--per-class", type=int, default=d.per_class, help=f"videos per class ({d.per_class})"
     )
@@ -60,12 +65,13 @@ def _synth(dsub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from vidnas.data.synth import frame_size, write_synthetic  # lazy
 
-        classes = args.classes or (4 if args.task in ("order", "cycle") else d.classes)
+        classes = args.classes or (4 if args.task != "motion" else d.classes)
         synth = replace(
             d,
             task=args.task,
             period=args.period,
             event=args.event,
+            lag=args.lag,
             classes=classes,
             per_class=args.per_class,
             frames=args.frames,

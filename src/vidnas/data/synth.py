@@ -71,6 +71,21 @@ budget. At 7 frames every network of the demo's space learns it, heads-only
 included; at 9 or more none did in that budget (docs/results.md, "Why the
 demo's network retrained to chance").
 
+The fourth task, ``echo``, is the benchmark where architecture decides
+(issue 12). Every frame is one whole-frame colour of five; the first ``lag``
+frames are drawn uniformly and independently, and from then on frame t shows
+colour ``(colour of frame t - lag + step) mod 5``; the class is the step, 1 to
+4 (StepOne ... StepFour). Any ``lag`` consecutive frames are a one-to-one
+image of ``lag`` independent uniform colours, so every window of up to ``lag``
+frames has the same distribution in every class, and any window of ``lag + 1``
+frames names the class: a network needs exactly ``lag + 1`` frames of temporal
+context. Unlike the cycle task's flashes with dark frames between them, every
+frame takes part in a pair, so a 16-frame clip holds ``16 - lag`` pairs to learn
+from, and the stream is stationary, so a clip's ends (where zero padding starts)
+say nothing. At the default lag 9 (10 frames), within the demo's budget,
+networks with a ``dil4`` layer early learn it and those with only ``dil1`` or
+no stack layers stay at chance (docs/results.md, "The echo task").
+
 Every video is a pure function of ``(seed, class, group, clip)``; the same
 settings give byte-identical files. Groups are only names here (UCF101's
 groups share actor and scene; these share nothing, so the search split, which
@@ -130,7 +145,7 @@ def class_names(synth: SynthConfig) -> tuple[str, ...]:
     """The classes of the dataset ``synth`` describes, in label order."""
     if synth.task == "order":
         return ORDER_CLASSES
-    if synth.task == "cycle":
+    if synth.task in ("cycle", "echo"):
         return CYCLE_CLASSES
     return CLASS_NAMES[: synth.classes]
 
@@ -281,6 +296,30 @@ def render_cycle_video(
     return np.clip(np.rint(video), 0, 255).astype(np.uint8)
 
 
+def echo_stream(step: int, first: np.ndarray, frames: int) -> np.ndarray:
+    """The echo task's colour index (0-4) at each frame: ``first`` (the first ``lag``
+    frames, ``lag = len(first)``), then each frame ``step`` colours on from the frame
+    ``lag`` before it."""
+    lag = len(first)
+    s = np.empty(frames, dtype=np.int64)
+    s[: min(lag, frames)] = first[:frames]
+    for t in range(lag, frames):
+        s[t] = (s[t - lag] + step) % len(_CYCLE_HUES)
+    return s
+
+
+def render_echo_video(label: int, frames: int, size: int, lag: int, seed: int) -> np.ndarray:
+    """The frames of one video of echo-task class ``label`` (step ``label + 1``):
+    uint8 [frames, H, W, 3], each a whole-frame tint of the cycle task's colours."""
+    rng = np.random.default_rng(seed)
+    h, w = frame_size(size)
+    first = rng.integers(0, len(_CYCLE_HUES), size=lag)
+    tints = np.stack([0.4 * _ORDER_GREY + 0.6 * _hsv(hue, 0.9, 1.0) for hue in _CYCLE_HUES])
+    colours = tints[echo_stream(label + 1, first, frames)]  # [frames, 3]
+    video = np.broadcast_to(colours[:, None, None, :], (frames, h, w, 3))
+    return np.clip(np.rint(video), 0, 255).astype(np.uint8)
+
+
 def encode_avi(path: Path, video: np.ndarray, fps: int) -> None:
     """MPEG-4 Part 2 in AVI (UCF101's codec) at fixed quantiser 2: near lossless,
     decodable by anything, and byte-deterministic on one thread.
@@ -321,12 +360,18 @@ def split_test_groups(n_groups: int, split: int) -> set[int]:
 
 def _settings(synth: SynthConfig) -> dict:
     settings = asdict(synth)
+    # Each marker holds only the settings its task reads. The motion task's predates
+    # the order task and the others' predate the echo task's lag: they stay
+    # byte-identical, so datasets written before still match their config.
     if synth.task == "motion":
-        # The motion task's marker predates the order task: keep it byte-identical,
-        # so datasets written before still match their config.
         for key in ("task", "period", "event"):
             settings.pop(key)
-    elif synth.task == "order":
+    if synth.task == "echo":
+        for key in ("period", "event"):
+            settings.pop(key)
+    else:
+        settings.pop("lag")
+    if synth.task == "order":
         settings["background"] = "plain"  # order datasets before this had textured ones
     return settings
 
@@ -400,9 +445,17 @@ def check_synth_config(synth: SynthConfig) -> None:
         if not ok:
             raise ConfigError(f"data.synth.{key}: {msg}")
 
-    tasks = ("motion", "order", "cycle")
+    tasks = ("motion", "order", "cycle", "echo")
     need(synth.task in tasks, "task", f"one of {', '.join(tasks)}, got {synth.task!r}")
-    if synth.task in ("order", "cycle"):
+    if synth.task == "echo":
+        need(synth.classes == 4, "classes", "the echo task has 4 classes")
+        need(synth.lag >= 1, "lag", "must be >= 1 frame")
+        need(
+            synth.frames >= synth.lag + 1,
+            "frames",
+            f"must be >= lag + 1 ({synth.lag + 1}) so that a video shows its step",
+        )
+    elif synth.task in ("order", "cycle"):
         need(synth.classes == 4, "classes", f"the {synth.task} task has 4 classes")
         need(synth.event >= 1, "event", "must be >= 1 frame")
         need(synth.period > synth.event, "period", "must be longer than event")
@@ -428,6 +481,8 @@ def _describe(synth: SynthConfig, label: int, name: str) -> str:
     """One class in the marker: its velocity programme, directions or step."""
     if synth.task == "cycle":
         return f"the colour advances {label + 1} of 5 each flash"
+    if synth.task == "echo":
+        return f"each frame's colour comes back {label + 1} of 5 on, {synth.lag} frames later"
     if synth.task == "order":
         top, bottom = ("backward" if b else "forward" for b in (label // 2, label % 2))
         return f"colours cycle {top} on top, {bottom} below"
@@ -446,7 +501,9 @@ def _generate(out: Path, synth: SynthConfig) -> None:
             for c in range(1, clips + 1):
                 rel = f"{name}/v_{name}_g{g:02d}_c{c:02d}.avi"
                 seed = derive_seed("synth", synth.seed, label, g, c)
-                if synth.task in ("order", "cycle"):
+                if synth.task == "echo":
+                    video = render_echo_video(label, synth.frames, synth.size, synth.lag, seed)
+                elif synth.task in ("order", "cycle"):
                     render = render_order_video if synth.task == "order" else render_cycle_video
                     video = render(label, synth.frames, synth.size, synth.period, synth.event, seed)
                 else:
