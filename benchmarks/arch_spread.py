@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from context_probe import clips, train_eval
 from vidnas.config import load_config
-from vidnas.models.archs import baseline_spec
+from vidnas.models.archs import baseline_spec, hand_designed_spec, resolve_arch
 from vidnas.models.cost import network_cost
 from vidnas.models.space import SearchSpace
 from vidnas.models.spec import ArchSpec, StageSpec
@@ -61,13 +61,18 @@ def _specs(args: argparse.Namespace) -> list[ArchSpec]:
     gen = torch.Generator().manual_seed(args.arch_seed)
     costs = [network_cost(sample_derivation(space, shape, 4, gen).spec).macs for _ in range(500)]
     target = args.target * 1e9 if args.target else statistics.median(costs)
-    out = [heads, base]
+    hand = hand_designed_spec(space, shape, 4, target).replace(name="hand")
+    out = [heads, base, hand]
     tries = 0
-    while len(out) < 2 + args.random and tries < 50_000:
+    while len(out) < 3 + args.random and tries < 50_000:
         tries += 1
         d = sample_derivation(space, shape, 4, gen)
         if abs(network_cost(d.spec).macs - target) <= args.tolerance * target:
-            out.append(d.spec.replace(name=f"random{len(out) - 1}"))
+            out.append(d.spec.replace(name=f"random{len(out) - 2}"))
+    for path in args.arch:
+        out.append(resolve_arch(path, space, shape, 4))
+    if args.only:
+        out = [spec for spec in out if spec.name in args.only]
     return out
 
 
@@ -169,6 +174,12 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=0.1)
     ap.add_argument("--arch-seed", type=int, default=0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument(
+        "--arch", nargs="+", default=[], help="also train these (built-in names or arch.json)"
+    )
+    ap.add_argument(
+        "--only", nargs="+", default=[], help="train only these names (heads, baseline, ...)"
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)

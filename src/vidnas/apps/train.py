@@ -246,19 +246,23 @@ class TrainLoop(RunLoop):
             log.info("inherited the search's weights: val top-1 %.3f before retraining", res["acc"])
         self.save()
 
+    def _lr(self) -> float:
+        t = self.cfg.train
+        warmup = round(t.lr_warmup_epochs * self.steps_per_epoch)
+        step = self.epoch * self.steps_per_epoch + self.step
+        return cosine_lr(step, self.total_steps, t.lr, t.lr_min, warmup)
+
     def run_epoch(self) -> None:
         cfg, t, e = self.cfg, self.cfg.train, self.epoch
         started = time.perf_counter()
         loader = self._loader("train", e, self.step)
         self.net.train()
         bar = self.bar(self.steps_per_epoch, f"epoch {e + 1}/{t.epochs}")
-        lr = cosine_lr(e * self.steps_per_epoch + self.step, self.total_steps, t.lr, t.lr_min)
+        lr = self._lr()
         try:
             for batch in loader:
                 self.bad.update(batch["failed"])
-                lr = cosine_lr(
-                    e * self.steps_per_epoch + self.step, self.total_steps, t.lr, t.lr_min
-                )
+                lr = self._lr()
                 loss, correct, n = weight_step(
                     self.ddp,
                     self.params,

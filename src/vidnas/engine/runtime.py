@@ -229,9 +229,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def cosine_lr(step: int, total: int, lr_max: float, lr_min: float) -> float:
+def cosine_lr(step: int, total: int, lr_max: float, lr_min: float, warmup: int = 0) -> float:
     """Cosine annealing from ``lr_max`` to ``lr_min`` over ``total`` steps (SGDR without
-    restarts). A pure function of the step, so resuming needs no scheduler object."""
+    restarts), after ``warmup`` steps of linear warm-up from ``lr_max / warmup`` (as
+    PySlowFast's and MMAction2's schedules). A pure function of the step, so resuming
+    needs no scheduler object."""
+    if step < warmup:
+        return lr_max * (step + 1) / warmup
+    step, total = step - warmup, total - warmup
     if total <= 1:
         return lr_max
     t = min(step, total - 1) / (total - 1)

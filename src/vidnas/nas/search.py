@@ -146,12 +146,17 @@ class SearchLoop(RunLoop):
         )
         s = cfg.search
         self.weights = list(self.net.weight_parameters())
-        self.w_opt = torch.optim.SGD(
-            self.weights,
-            lr=s.w_lr,
-            momentum=s.w_momentum,
-            weight_decay=s.w_weight_decay,
-        )
+        if s.w_optimizer == "adamw":
+            self.w_opt: torch.optim.Optimizer = torch.optim.AdamW(
+                self.weights, lr=s.w_lr, weight_decay=s.w_weight_decay
+            )
+        else:
+            self.w_opt = torch.optim.SGD(
+                self.weights,
+                lr=s.w_lr,
+                momentum=s.w_momentum,
+                weight_decay=s.w_weight_decay,
+            )
         self.architect = Architect(
             self.net, cfg, self.dist, grad_scaler(self.precision, self.device)
         )
@@ -201,7 +206,8 @@ class SearchLoop(RunLoop):
     def _lr(self) -> float:
         s = self.cfg.search
         step = self.epoch * self.steps_per_epoch + self.step
-        return cosine_lr(step, self.total_steps, s.w_lr, s.w_lr_min)
+        warmup = round(s.w_lr_warmup_epochs * self.steps_per_epoch)
+        return cosine_lr(step, self.total_steps, s.w_lr, s.w_lr_min, warmup)
 
     def _val_batches(self, epoch: int, start: int) -> Iterator[dict[str, Any]]:
         """Validate batches for the architecture steps, cycled: a pure function of
