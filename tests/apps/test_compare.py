@@ -44,6 +44,7 @@ def test_compare_keeps_every_other_row_when_the_cost_band_is_out_of_reach(tmp_pa
         "searched (vidnas), from scratch",
         "from the supernet's weights",
         "r2plus1d-baseline",
+        "hand-designed, same cost",
     ):
         assert title in table
     assert "uniform random" not in table and "weight sharing |" not in table

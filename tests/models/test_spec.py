@@ -82,3 +82,44 @@ def test_bad_files(tmp_path):
         ArchSpec.load(tmp_path / "missing.json")
     with pytest.raises(SpecError, match="neither a built-in architecture"):
         resolve_arch("no-such-arch")
+
+
+def test_hand_designed_network_matches_a_cost_by_its_recipe():
+    """The hand-designed row: one width rule for every stage, dilations 1, 2, 4 in turn
+    along the kept layers, and of all such networks the one closest to the cost."""
+    import itertools
+
+    from vidnas.config import load_config
+    from vidnas.models.archs import hand_designed_spec
+    from vidnas.models.cost import network_cost
+    from vidnas.models.space import SearchSpace
+
+    cfg = load_config("demo")
+    space = SearchSpace.from_config(cfg.space)
+    for target in (0.008e9, 0.0126e9, 0.019e9):
+        spec = hand_designed_spec(space, cfg.input, 4, target)
+        ops = [op for st in spec.stages for op in st.ops]
+        assert ops == [("dil1", "dil2", "dil4")[i % 3] for i in range(len(ops))]
+        widths = [st.width for st in spec.stages]
+        assert widths in (
+            [st.widths[0] for st in space.stages],
+            [st.middle_width for st in space.stages],
+            [st.widths[-1] for st in space.stages],
+        )
+        gap = abs(network_cost(spec).macs - target)
+        # No network of the recipe is closer: every depth vector at every width rule.
+        for rule in (0, -1):
+            for depths in itertools.product(*(range(st.max_layers + 1) for st in space.stages)):
+                n, stages = 0, []
+                for st, d in zip(space.stages, depths):
+                    stages.append(
+                        type(spec.stages[0])(
+                            st.widths[rule],
+                            st.stride,
+                            tuple(("dil1", "dil2", "dil4")[(n + i) % 3] for i in range(d)),
+                        )
+                    )
+                    n += d
+                other = spec.replace(stages=tuple(stages))
+                assert abs(network_cost(other).macs - target) >= gap - 1e-6
+    assert network_cost(hand_designed_spec(space, cfg.input, 4, 0.0126e9)).macs == 12_601_056

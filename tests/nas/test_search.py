@@ -99,10 +99,19 @@ def _final_arch_params(out: Path) -> list[torch.Tensor]:
     return [v for k, v in sorted(state.items()) if k.startswith(("alphas.", "betas."))]
 
 
-@pytest.mark.parametrize("mode", ["relaxed", "sampled"])
-def test_kill_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_root, mode):
+@pytest.mark.parametrize(
+    "setting",
+    [
+        ["search.mode=relaxed"],
+        ["search.mode=sampled"],
+        # The demo's: AdamW weights after a linear warm-up of the learning rate.
+        ["search.w_optimizer=adamw", "search.w_lr=0.002", "search.w_lr_warmup_epochs=0.5"],
+    ],
+    ids=["relaxed", "sampled", "adamw-warmup"],
+)
+def test_kill_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_root, setting):
     overrides = [
-        f"search.mode={mode}",
+        *setting,
         "search.epochs=3",
         "search.warmup_epochs=1",
         "search.batch_size=2",

@@ -8,6 +8,8 @@ and tests each with the same views:
   practice of starting from the supernet's weights, which is extra training
   the others do not get, so it is its own row);
 - ``r2plus1d``: the hand-designed baseline of the space at the same input;
+- ``hand``: a hand-designed network at the searched cost (R(2+1)D blocks with
+  dilations 1, 2, 4 repeating, :func:`~vidnas.models.archs.hand_designed_spec`);
 - ``random``: architectures drawn uniformly from the space, kept only when
   their MACs are within ``tolerance`` of the searched one's;
 - ``random-ws``: random search with weight sharing: candidates drawn the same
@@ -40,7 +42,7 @@ from vidnas.engine.checkpoint import atomic_write_text
 from vidnas.engine.rundir import RunDir
 from vidnas.engine.runtime import prepare_module, resolve_device
 from vidnas.engine.steps import evaluate_single_view, recalibrate_bn
-from vidnas.models.archs import baseline_spec
+from vidnas.models.archs import baseline_spec, hand_designed_spec
 from vidnas.models.cost import network_cost
 from vidnas.models.network import build_network
 from vidnas.models.space import SearchSpace
@@ -208,6 +210,7 @@ def run_compare(
     target = macs[len(macs) // 2]  # the median searched architecture's cost
     classes = searches[seeds[0]].summary["classes"]
     space = search_space(cfg)
+    full_space = SearchSpace.from_config(cfg.space)
     device = resolve_device(cfg.runtime)
 
     for seed in seeds:
@@ -217,8 +220,10 @@ def run_compare(
             cmp.train_and_test(
                 "searched+init", spec, seed, f"s{seed}", init_from=searches[seed].run_dir
             )
-        base = baseline_spec(SearchSpace.from_config(cfg.space), cfg.input, classes)
+        base = baseline_spec(full_space, cfg.input, classes)
         cmp.train_and_test("r2plus1d", base, seed, f"s{seed}")
+        hand = hand_designed_spec(full_space, cfg.input, classes, target)
+        cmp.train_and_test("hand", hand, seed, f"s{seed}")
 
     notes: list[str] = []
 
@@ -304,6 +309,7 @@ GROUP_TITLES = {
     "searched": "searched (vidnas), from scratch",
     "searched+init": "searched, from the supernet's weights",
     "r2plus1d": "r2plus1d-baseline",
+    "hand": "hand-designed, same cost (dilations 1, 2, 4)",
     "random": "uniform random, same cost ±{tol:.0%}",
     "random-ws": "random search + weight sharing",
 }
