@@ -12,8 +12,10 @@ Two ways to train:
   (30 views) of the preset (``--config``, with ``key=value`` overrides) on its
   dataset, as ``vidnas compare`` retrains its rows::
 
-      python benchmarks/arch_spread.py --pipeline --config cpu-small --random 8 \\
-          --seeds 0 1 --workers 4 --json spread.jsonl
+      python benchmarks/arch_spread.py --pipeline --config demo --random 8 \\
+          --seeds 0 1 --workers 2 --threads 1 --json spread.jsonl data.num_workers=0
+
+  (the demo preset: the echo task at lag 8, docs/results.md "The echo task").
 
 * default: a quick probe on clips of the order task rendered in memory
   (``context_probe.py``), SGD with a one-cycle schedule::

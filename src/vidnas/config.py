@@ -102,7 +102,7 @@ class SynthConfig:
     period: int = 8
     event: int = 3
     # echo task: frames between a colour and its echo.
-    lag: int = 9
+    lag: int = 8
 
 
 @dataclass

@@ -494,4 +494,4 @@ def test_echo_task_checks_and_markers(tmp_path):
 
     assert "lag" not in _settings(SynthConfig(task="cycle", classes=4))
     assert "lag" not in _settings(SynthConfig())
-    assert _settings(SynthConfig(task="echo", classes=4))["lag"] == 9
+    assert _settings(SynthConfig(task="echo", classes=4))["lag"] == 8

@@ -1,6 +1,6 @@
 """The built-in demo: the whole method on the synthetic dataset, end to end.
 
-search (the ``demo`` preset: the order task, a small space) -> retrain the
+search (the ``demo`` preset: the echo task, a small space) -> retrain the
 derived network from the supernet's weights -> 30-view test -> ``report.md``.
 Each phase is its own run directory inside the demo's, so a demo that was
 stopped picks up where it was: a finished phase is reused, an unfinished one

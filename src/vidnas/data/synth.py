@@ -82,9 +82,10 @@ frames names the class: a network needs exactly ``lag + 1`` frames of temporal
 context. Unlike the cycle task's flashes with dark frames between them, every
 frame takes part in a pair, so a 16-frame clip holds ``16 - lag`` pairs to learn
 from, and the stream is stationary, so a clip's ends (where zero padding starts)
-say nothing. At the default lag 9 (10 frames), within the demo's budget,
-networks with a ``dil4`` layer early learn it and those with only ``dil1`` or
-no stack layers stay at chance (docs/results.md, "The echo task").
+say nothing. At the default lag 8 (9 frames: a ``dil4`` layer spans exactly
+that), within the demo's budget, networks with ``dil4`` layers early learn it,
+those with one ``dil4`` layer learn most of it, and those with only ``dil1``
+layers or none stay at chance (docs/results.md, "The echo task").
 
 Every video is a pure function of ``(seed, class, group, clip)``; the same
 settings give byte-identical files. Groups are only names here (UCF101's
