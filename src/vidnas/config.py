@@ -202,6 +202,8 @@ class TrainConfig:
     # paper's plain cosine). Blocks that start live (residual_init > 0) take the
     # first steps at the full rate badly: the demo's networks spent 5 of 12 epochs at chance.
     lr_warmup_epochs: float = 0.0
+    # sgd (the paper) or adamw (momentum unused); see search.w_optimizer.
+    optimizer: Literal["sgd", "adamw"] = "sgd"
     momentum: float = 0.9
     weight_decay: float = 4e-5
     dropout: float = 0.5

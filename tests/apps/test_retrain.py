@@ -76,7 +76,8 @@ def test_init_from_refuses_another_architecture(tmp_path, data_root, finished_se
         )
 
 
-def test_train_baseline_from_the_cli_and_resume_after_sigkill(tmp_path, data_root):
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_train_baseline_from_the_cli_and_resume_after_sigkill(tmp_path, data_root, optimizer):
     out = tmp_path / "base"
     args = [
         "train",
@@ -91,6 +92,7 @@ def test_train_baseline_from_the_cli_and_resume_after_sigkill(tmp_path, data_roo
         "train.epochs=3",
         "train.batch_size=2",
         "train.checkpoint_every=1",
+        f"train.optimizer={optimizer}",
     ]
     ref = cli(*[a if a != str(out) else str(tmp_path / "ref") for a in args])
     assert ref.returncode == 0, ref.stderr[-2000:]

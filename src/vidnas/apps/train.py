@@ -36,7 +36,12 @@ from vidnas.engine.checkpoint import save_checkpoint
 from vidnas.engine.loop import RunLoop
 from vidnas.engine.rundir import RunDir, open_run
 from vidnas.engine.runtime import cosine_lr, prepare_module
-from vidnas.engine.steps import evaluate_single_view, recalibrate_bn, weight_step
+from vidnas.engine.steps import (
+    evaluate_single_view,
+    recalibrate_bn,
+    weight_optimizer,
+    weight_step,
+)
 from vidnas.errors import ConfigError, DataError
 from vidnas.models.archs import resolve_arch
 from vidnas.models.cost import network_cost
@@ -146,9 +151,7 @@ class TrainLoop(RunLoop):
         )
         self.ddp = self.data_parallel(self.net)
         self.params = list(self.net.parameters())
-        self.opt = torch.optim.SGD(
-            self.params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
-        )
+        self.opt = weight_optimizer(t.optimizer, self.params, t.lr, t.momentum, t.weight_decay)
         self.steps_per_epoch = len(self._loader("train", 0))
         if self.steps_per_epoch == 0:
             raise DataError(

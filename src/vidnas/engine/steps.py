@@ -1,4 +1,4 @@
-"""The steps that search, retraining and testing share: one SGD step on
+"""The steps that search, retraining and testing share: the weights' optimiser, one step on
 cross-entropy, single-view evaluation over a loader, BatchNorm re-estimation."""
 
 from __future__ import annotations
@@ -14,6 +14,20 @@ from vidnas.config import RuntimeConfig
 from vidnas.engine.distributed import Dist
 from vidnas.engine.runtime import autocast, grad_scaler, prepare_input
 from vidnas.errors import NonFiniteLoss
+
+
+def weight_optimizer(
+    kind: str, params: Iterable[nn.Parameter], lr: float, momentum: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """The optimiser of network weights, for search and retraining alike: SGD with
+    momentum (the paper), or AdamW (decoupled weight decay; ``momentum`` unused), which
+    normalises each weight's step and so undoes the small gradients of ops scaled by
+    their probability in a relaxed supernet (docs/design.md, "The demo preset")."""
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimiser {kind!r}: sgd or adamw")
 
 
 @torch.no_grad()

@@ -37,7 +37,12 @@ from vidnas.engine.checkpoint import atomic_write_text
 from vidnas.engine.loop import RunLoop, load_scaler
 from vidnas.engine.rundir import RunDir, open_run
 from vidnas.engine.runtime import cosine_lr, grad_scaler, prepare_module
-from vidnas.engine.steps import evaluate_single_view, recalibrate_bn, weight_step
+from vidnas.engine.steps import (
+    evaluate_single_view,
+    recalibrate_bn,
+    weight_optimizer,
+    weight_step,
+)
 from vidnas.errors import DataError
 from vidnas.models.cost import network_cost
 from vidnas.models.network import build_network
@@ -146,17 +151,9 @@ class SearchLoop(RunLoop):
         )
         s = cfg.search
         self.weights = list(self.net.weight_parameters())
-        if s.w_optimizer == "adamw":
-            self.w_opt: torch.optim.Optimizer = torch.optim.AdamW(
-                self.weights, lr=s.w_lr, weight_decay=s.w_weight_decay
-            )
-        else:
-            self.w_opt = torch.optim.SGD(
-                self.weights,
-                lr=s.w_lr,
-                momentum=s.w_momentum,
-                weight_decay=s.w_weight_decay,
-            )
+        self.w_opt = weight_optimizer(
+            s.w_optimizer, self.weights, s.w_lr, s.w_momentum, s.w_weight_decay
+        )
         self.architect = Architect(
             self.net, cfg, self.dist, grad_scaler(self.precision, self.device)
         )
