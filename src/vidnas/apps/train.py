@@ -1,6 +1,7 @@
 """Retraining a derived or built-in network (appendix A.1, docs/design.md "Retraining").
 
-SGD with momentum 0.9, weight decay 4e-5 and a cosine learning rate from 0.1
+By default the paper's SGD (``train.optimizer``: or AdamW) with momentum 0.9,
+weight decay 4e-5 and a cosine learning rate from 0.1
 to 1e-4, dropout 0.5 before the classifier, the paper's clip sampling and
 augmentation; all in ``cfg.train`` and ``cfg.data``. The paper retrains on the
 whole training list and reports on the official test list; to pick the best
