@@ -85,6 +85,7 @@ def test_with_overrides_makes_a_validated_copy():
         ("train.residual_init=-1", "train.residual_init: must be >= 0"),
         ("search.budget_tolerance=1.5", "search.budget_tolerance: must be in (0, 1)"),
         ("search.w_optimizer=lion", "search.w_optimizer: expected one of 'sgd', 'adamw'"),
+        ("search.arch_eps=0", "search.arch_eps: must be > 0"),
         ("train.optimizer=lion", "train.optimizer: expected one of 'sgd', 'adamw'"),
         ("search.w_lr_warmup_epochs=-1", "search.w_lr_warmup_epochs: must be in [0, search."),
         ("train.lr_warmup_epochs=999", "train.lr_warmup_epochs: must be in [0, train.epochs)"),

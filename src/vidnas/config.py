@@ -152,9 +152,14 @@ class SearchConfig:
     w_lr_warmup_epochs: float = 0.0
     w_momentum: float = 0.9
     w_weight_decay: float = 4e-5
-    # Architecture alpha, beta: Adam at a fixed learning rate.
+    # Architecture alpha, beta: Adam at a fixed learning rate. arch_eps is Adam's
+    # epsilon: gradients much smaller than it take plain SGD steps of arch_lr /
+    # arch_eps x gradient instead of being normalised up to steps of about arch_lr,
+    # which is how Adam turns a gradient of noise into certainty (docs/design.md,
+    # "Search decisiveness").
     arch_lr: float = 3e-4
     arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_eps: float = 1e-8
     arch_weight_decay: float = 1e-3
     # Cost term lambda * log_k(C) of eq. 5; lambda and k act as one knob (lambda / ln k).
     cost_lambda: float = 0.1
@@ -417,6 +422,7 @@ def _check_range(cfg: Config) -> None:
         "search.w_lr_warmup_epochs",
         "must be in [0, search.epochs)",
     )
+    need(s.arch_eps > 0, "search.arch_eps", "must be > 0")
     need(s.cost_base > 1, "search.cost_base", "the log base k must be > 1")
     need(s.cost_lambda >= 0, "search.cost_lambda", "must be >= 0")
     need(s.budget_gmacs is None or s.budget_gmacs > 0, "search.budget_gmacs", "must be > 0")

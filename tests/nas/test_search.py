@@ -64,6 +64,9 @@ def test_search_writes_every_artefact(finished_run):
     ):
         assert key in rows[-1], key
     assert rows[0]["arch_step_loss"] is None and rows[-1]["arch_step_loss"] is not None
+    # The architecture gradient's figures exist only where there were architecture steps.
+    assert rows[0]["alpha_grad_snr"] is None
+    assert rows[-1]["alpha_grad_rms"] > 0  # tiny: too few steps an epoch for a spread
     # The alphas and betas moved only after warm-up.
     hist = json.loads((out / "arch_history.json").read_text())
     assert hist[0]["beta"][0] == [[pytest.approx(1 / 3)] * 3]
@@ -76,6 +79,7 @@ def test_search_writes_every_artefact(finished_run):
     assert rows[-1]["arch"]["widths"] == [st.width for st in spec.stages]
     report = (out / "report.md").read_text()
     assert "| stage | head width |" in report and "plots/search_curves.png" in report
+    assert "Alpha's gradient over the last epoch" in report
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt", "search")
     assert ckpt["done"] and ckpt["epoch"] == cfg.search.epochs
 

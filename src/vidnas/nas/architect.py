@@ -33,6 +33,59 @@ def cost_term(gmacs: torch.Tensor, cfg: Config) -> torch.Tensor:
     return s.cost_lambda * torch.log(gmacs) / math.log(s.cost_base)
 
 
+class GradStats:
+    """Per-element running sums of the architecture gradient over an epoch: whether
+    alpha's gradient is signal or noise (docs/design.md, "Search decisiveness").
+    ``snr`` is the median over elements of |mean| / std across the epoch's steps: a
+    gradient whose mean stands out of its noise moves Adam steadily; one whose mean
+    is buried in it makes Adam random-walk, by about ``arch_lr`` x sqrt(steps)."""
+
+    def __init__(self, size: int) -> None:
+        self.sum = torch.zeros(size, dtype=torch.float64)
+        self.sq = torch.zeros(size, dtype=torch.float64)
+        self.count = 0
+
+    def add(self, params: list[nn.Parameter], scaler: torch.amp.GradScaler) -> None:
+        grads = [
+            (p.grad if p.grad is not None else torch.zeros_like(p)).detach().flatten()
+            for p in params
+        ]
+        g = torch.cat(grads).double().cpu()
+        if scaler.is_enabled():
+            g = g / scaler.get_scale()
+        if not torch.isfinite(g).all():  # a step the scaler will skip
+            return
+        self.sum += g
+        self.sq += g * g
+        self.count += 1
+
+    def summary(self, name: str, part: slice) -> dict[str, float | None]:
+        out: dict[str, float | None] = {f"{name}_grad_snr": None, f"{name}_grad_rms": None}
+        n = self.count
+        if n == 0 or self.sum[part].numel() == 0:
+            return out
+        out[f"{name}_grad_rms"] = float((self.sq[part] / n).mean().sqrt())
+        if n >= 2:  # a spread needs two steps
+            mean = self.sum[part] / n
+            var = (self.sq[part] / n - mean * mean).clamp_min(0) * (n / (n - 1))
+            snr = mean.abs() / var.sqrt().clamp_min(1e-30)
+            out[f"{name}_grad_snr"] = float(snr.median())
+        return out
+
+    def reset(self) -> None:
+        self.sum.zero_()
+        self.sq.zero_()
+        self.count = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sum": self.sum.clone(), "sq": self.sq.clone(), "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sum.copy_(state["sum"])
+        self.sq.copy_(state["sq"])
+        self.count = int(state["count"])
+
+
 class Architect:
     """Alpha and beta's optimizer and step."""
 
@@ -54,8 +107,14 @@ class Architect:
         self.params = net.arch_parameters()
         self.weights = list(net.weight_parameters())  # frozen during the step
         self.opt = torch.optim.Adam(
-            self.params, lr=s.arch_lr, betas=s.arch_betas, weight_decay=s.arch_weight_decay
+            self.params,
+            lr=s.arch_lr,
+            betas=s.arch_betas,
+            eps=s.arch_eps,
+            weight_decay=s.arch_weight_decay,
         )
+        self.n_alpha = sum(a.numel() for a in net.alphas)
+        self.grad_stats = GradStats(sum(p.numel() for p in self.params))
 
     def cost(self) -> torch.Tensor:
         return cost_term(self.net.expected_macs() / 1e9, self.cfg)
@@ -90,6 +149,7 @@ class Architect:
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(ce * scale + cost if self.dist.enabled else loss).backward()
             self.dist.average_grads(self.params)
+            self.grad_stats.add(self.params, self.scaler)
             self.scaler.step(self.opt)  # unscales; skips a step whose gradients overflowed
             self.scaler.update()
         finally:
@@ -97,9 +157,19 @@ class Architect:
                 p.requires_grad_(True)
         return loss.item() * n, ce.item() * n, n
 
+    def epoch_grad_stats(self) -> dict[str, float | None]:
+        """The epoch's gradient figures for alpha and for beta, then a fresh count."""
+        out = self.grad_stats.summary("alpha", slice(0, self.n_alpha))
+        out.update(self.grad_stats.summary("beta", slice(self.n_alpha, None)))
+        self.grad_stats.reset()
+        return out
+
     def state_dict(self) -> dict[str, Any]:
-        return self.opt.state_dict()
+        return {"opt": self.opt.state_dict(), "grad_stats": self.grad_stats.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "opt" in state:
+            self.grad_stats.load_state_dict(state["grad_stats"])
+            state = state["opt"]
         self.opt.load_state_dict(state)
         self.dist.broadcast(self.params)  # the same alpha and beta everywhere, whatever happened

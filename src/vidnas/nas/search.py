@@ -350,6 +350,7 @@ class SearchLoop(RunLoop):
                 "ops": [list(st.ops) for st in d.spec.stages],
             },
             "bad_videos": self.bad.count,
+            **self.architect.epoch_grad_stats(),
         }
         if cfg.search.budget_gmacs is not None:  # what the unconstrained argmax would cost
             row["argmax_gmacs"] = network_cost(derive_from(self.net).spec).macs / 1e9

@@ -43,6 +43,8 @@ def _fmt(v: Any, digits: int = 3) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
+        if 0 < abs(v) < 10**-digits:  # a gradient's size: 0.000 would say nothing
+            return f"{v:.1e}"
         return f"{v:.{digits}f}"
     return str(v)
 
@@ -134,6 +136,8 @@ def write_search_report(
                 ("beta_entropy", "H(beta)"),
                 ("op_win_min", "min winning op p"),
                 ("width_win_min", "min winning width p"),
+                ("alpha_grad_snr", "alpha grad SNR"),
+                ("alpha_grad_rms", "alpha grad rms"),
                 ("derived_changed", "derived changed"),
                 ("time_s", "time (s)"),
             ],
@@ -171,6 +175,22 @@ def decisiveness_section(dec: dict[str, Any], history: Sequence[dict[str, Any]])
         "",
         f"The derived network changed after epochs {', '.join(map(str, changed)) or 'none'}; "
         f"it has been the same for the last {stable} epoch(s).",
+        "",
+    ]
+    last = history[-1] if history else {}
+    if last.get("alpha_grad_rms") is not None:
+        lines += [
+            f"Alpha's gradient over the last epoch: signal-to-noise "
+            f"{_fmt(last.get('alpha_grad_snr'), 2)} "
+            f"(median over elements; pure noise reads about 0.13), size "
+            f"{last['alpha_grad_rms']:.1e} (rms).",
+            "",
+        ]
+    lines += [
+        "Probabilities above the threshold are not evidence on their own: on the demo's "
+        "benchmark a search on shuffled labels (`search.shuffle_labels=true "
+        'search.cost_lambda=0`) reaches them too (docs/results.md, "Why the null '
+        'decides"). A choice that recurs over seeds and beats such a run is a finding.',
         "",
     ]
     if dec["undecided"]:
