@@ -9,7 +9,7 @@ from vidnas.data.index import VideoIndex, VideoRecord
 from vidnas.models.spec import ArchSpec
 from vidnas.nas.decisiveness import measure
 from vidnas.nas.derive import derive
-from vidnas.nas.search import _shuffled_labels
+from vidnas.nas.search import _shuffled_labels, unsettled_epochs
 
 from .test_supernet import INPUT, one_hot, small_space
 
@@ -92,10 +92,18 @@ def test_a_short_search_reports_itself_undecided(finished_search):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     for key in ("op_win", "op_win_min", "width_win", "width_win_min", "derived_changed"):
         assert key in rows[-1], key
-    assert rows[0]["derived_changed"] is False
     assert rows[-1]["op_win_min"] < 0.6 and rows[-1]["undecided"] > 0
     meta = ArchSpec.load(out / "arch.json").meta["x-search"]["decisiveness"]
     assert meta["decided"] is False and meta["undecided"] == list(result.decisiveness.undecided)
     report = (out / "report.md").read_text()
     assert "Did the search decide?" in report and "did not decide everything" in report
     assert "no clear choice" in report
+
+
+def test_a_network_that_changed_in_the_last_epochs_is_unsettled():
+    history = [{"epoch": e, "derived_changed": e in (2, 4)} for e in range(1, 6)]
+    # Epoch 4's network differs from epoch 3's: the last 3 epochs are not all the same.
+    assert unsettled_epochs(history) == [4]
+    history[-1]["derived_changed"] = True
+    assert unsettled_epochs(history) == [4, 5]
+    assert unsettled_epochs([{"epoch": e, "derived_changed": e == 1} for e in range(1, 6)]) == []

@@ -505,6 +505,15 @@ class SearchLoop(RunLoop):
                 self.decisiveness.threshold,
                 self.run.report_path,
             )
+        unsettled = unsettled_epochs(self.history)
+        if unsettled:
+            log.warning(
+                "the derived network changed after epoch(s) %s, within the last %d: it has not "
+                "settled, and on the demo's benchmark only settled searches were real findings "
+                "(shuffled-label searches reach p >= 0.6 too; docs/results.md)",
+                ", ".join(map(str, unsettled)),
+                SETTLED_EPOCHS,
+            )
         return d
 
     def run_all(self) -> SearchResult:
@@ -516,6 +525,17 @@ class SearchLoop(RunLoop):
         finally:
             self.close()
         return SearchResult(self.run.path, d, self.history, self.summary, self.decisiveness)
+
+
+SETTLED_EPOCHS = 3  # the issue's test of a settled search: the same network this long
+
+
+def unsettled_epochs(history: list[dict[str, Any]], last: int = SETTLED_EPOCHS) -> list[int]:
+    """The epochs among the last ``last`` after which the derived network changed
+    (none: it has been the same for the last ``last`` epochs)."""
+    return (
+        [r["epoch"] for r in history[-(last - 1) :] if r.get("derived_changed")] if last > 1 else []
+    )
 
 
 def _fmt_prob(p: float | None) -> str:
