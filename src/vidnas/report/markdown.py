@@ -182,7 +182,8 @@ def decisiveness_section(dec: dict[str, Any], history: Sequence[dict[str, Any]])
         lines += [
             f"Alpha's gradient over the last epoch: signal-to-noise "
             f"{_fmt(last.get('alpha_grad_snr'), 2)} "
-            f"(median over elements; pure noise reads about 0.13), size "
+            f"(median over elements; pure noise over n steps reads about 0.67 / sqrt(n), "
+            f"0.13 at the demo's 27), size "
             f"{last['alpha_grad_rms']:.1e} (rms).",
             "",
         ]
