@@ -93,8 +93,10 @@ def test_a_short_search_reports_itself_undecided(finished_search):
     for key in ("op_win", "op_win_min", "width_win", "width_win_min", "derived_changed"):
         assert key in rows[-1], key
     assert rows[-1]["op_win_min"] < 0.6 and rows[-1]["undecided"] > 0
-    meta = ArchSpec.load(out / "arch.json").meta["x-search"]["decisiveness"]
+    x_search = ArchSpec.load(out / "arch.json").meta["x-search"]
+    meta = x_search["decisiveness"]
     assert meta["decided"] is False and meta["undecided"] == list(result.decisiveness.undecided)
+    assert x_search["unsettled_epochs"] == unsettled_epochs(result.history)
     report = (out / "report.md").read_text()
     assert "Did the search decide?" in report and "did not decide everything" in report
     assert "no clear choice" in report

@@ -139,7 +139,7 @@ def _search(sub: argparse._SubParsersAction) -> None:
     _add_run_args(p, "search")
 
     def run(args: argparse.Namespace) -> int:
-        from vidnas.nas.search import run_search  # lazy
+        from vidnas.nas.search import SETTLED_EPOCHS, run_search  # lazy
 
         _check_resume(args)
         cfg = None if args.resume else load_config(args.config, args.overrides)
@@ -164,6 +164,14 @@ def _search(sub: argparse._SubParsersAction) -> None:
                 print(f"  - {note}")
         else:
             print(f"decided:       every searched choice has a winner at p >= {dec.threshold:.2f}")
+        unsettled = res.derivation.spec.meta["x-search"]["unsettled_epochs"]
+        if unsettled:
+            print(
+                f"not settled:   the derived network changed after epoch(s) "
+                f"{', '.join(map(str, unsettled))}, within the last {SETTLED_EPOCHS}"
+            )
+        else:
+            print(f"settled:       the same derived network over the last {SETTLED_EPOCHS} epochs")
         print(f"report:        {res.run_dir / 'report.md'}")
         return 0
 

@@ -447,6 +447,10 @@ class SearchLoop(RunLoop):
                 "path_prob": d.path_prob,
                 "classes": self.classes,
                 "decisiveness": self.decisiveness.to_dict(),
+                # the same network over the last SETTLED_EPOCHS epochs: with p >= the
+                # threshold, what the demo calls decided (a shuffled-label search reaches
+                # the probabilities but not this; docs/design.md, "Search decisiveness")
+                "unsettled_epochs": unsettled_epochs(self.history),
             }
         }
         spec = d.spec.replace(meta=meta)
@@ -505,7 +509,7 @@ class SearchLoop(RunLoop):
                 self.decisiveness.threshold,
                 self.run.report_path,
             )
-        unsettled = unsettled_epochs(self.history)
+        unsettled = meta["x-search"]["unsettled_epochs"]
         if unsettled:
             log.warning(
                 "the derived network changed after epoch(s) %s, within the last %d: it has not "
