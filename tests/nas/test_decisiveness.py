@@ -10,6 +10,7 @@ from vidnas.models.spec import ArchSpec
 from vidnas.nas.decisiveness import measure
 from vidnas.nas.derive import derive
 from vidnas.nas.search import _shuffled_labels, unsettled_epochs
+from vidnas.report.markdown import decisiveness_section, settled_line
 
 from .test_supernet import INPUT, one_hot, small_space
 
@@ -93,10 +94,10 @@ def test_a_short_search_reports_itself_undecided(finished_search):
     for key in ("op_win", "op_win_min", "width_win", "width_win_min", "derived_changed"):
         assert key in rows[-1], key
     assert rows[-1]["op_win_min"] < 0.6 and rows[-1]["undecided"] > 0
-    x_search = ArchSpec.load(out / "arch.json").meta["x-search"]
-    meta = x_search["decisiveness"]
+    meta = ArchSpec.load(out / "arch.json").meta["x-search"]["decisiveness"]
     assert meta["decided"] is False and meta["undecided"] == list(result.decisiveness.undecided)
-    assert x_search["unsettled_epochs"] == unsettled_epochs(result.history)
+    assert meta["unsettled_epochs"] == unsettled_epochs(result.history)
+    assert meta["settled"] is (not meta["unsettled_epochs"] and len(result.history) >= 3)
     report = (out / "report.md").read_text()
     assert "Did the search decide?" in report and "did not decide everything" in report
     assert "no clear choice" in report
@@ -109,3 +110,30 @@ def test_a_network_that_changed_in_the_last_epochs_is_unsettled():
     history[-1]["derived_changed"] = True
     assert unsettled_epochs(history) == [4, 5]
     assert unsettled_epochs([{"epoch": e, "derived_changed": e == 1} for e in range(1, 6)]) == []
+
+
+def _record(undecided: list[str], unsettled: list[int], settled: bool) -> dict:
+    return {
+        "threshold": 0.6,
+        "ops": [["dil4"]],
+        "op_win": [[0.9]],
+        "width_win": [0.8],
+        "undecided": undecided,
+        "settle_epochs": 3,
+        "unsettled_epochs": unsettled,
+        "settled": settled,
+    }
+
+
+def test_the_report_calls_a_search_decided_only_when_it_also_settled():
+    history = [{"epoch": e, "derived_changed": e == 5} for e in range(1, 6)]
+    text = "\n".join(decisiveness_section(_record([], [], True), history))
+    assert "**Decided**" in text and "Not settled" not in text
+    assert settled_line(_record([], [], True)).startswith("settled:")
+    text = "\n".join(decisiveness_section(_record([], [5], False), history))
+    assert "**Not settled**" in text and "changed after epoch(s) 5" in text
+    assert "**Decided**" not in text
+    assert "changed after epoch(s) 5" in settled_line(_record([], [5], False))
+    assert "fewer than 3 epochs" in settled_line(_record([], [], False))
+    text = "\n".join(decisiveness_section(_record(["stage 2: no clear choice"], [], True), history))
+    assert "did not decide everything" in text and "**Decided**" not in text

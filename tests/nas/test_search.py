@@ -108,8 +108,15 @@ def _final_arch_params(out: Path) -> list[torch.Tensor]:
     [
         ["search.mode=relaxed"],
         ["search.mode=sampled"],
-        # The demo's: AdamW weights after a linear warm-up of the learning rate.
-        ["search.w_optimizer=adamw", "search.w_lr=0.002", "search.w_lr_warmup_epochs=0.5"],
+        # The demo's: AdamW weights after a linear warm-up of the learning rate, and a
+        # floor on Adam's step for alpha and beta.
+        [
+            "search.w_optimizer=adamw",
+            "search.w_lr=0.002",
+            "search.w_lr_warmup_epochs=0.5",
+            "search.arch_eps=0.01",
+            "search.arch_lr=0.3",
+        ],
     ],
     ids=["relaxed", "sampled", "adamw-warmup"],
 )
@@ -144,6 +151,7 @@ def test_kill_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_r
     res = cli("search", "--resume", str(out), "--no-progress")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "resuming" in res.stderr
+    assert "settled:" in res.stdout  # or "not settled:": the CLI says which
     assert ArchSpec.load(out / "arch.json") == ref.derivation.spec
     for a, b in zip(_final_arch_params(out), _final_arch_params(tmp_path / "ref"), strict=True):
         assert torch.equal(a, b)

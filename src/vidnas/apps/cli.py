@@ -139,7 +139,8 @@ def _search(sub: argparse._SubParsersAction) -> None:
     _add_run_args(p, "search")
 
     def run(args: argparse.Namespace) -> int:
-        from vidnas.nas.search import SETTLED_EPOCHS, run_search  # lazy
+        from vidnas.nas.search import run_search  # lazy
+        from vidnas.report.markdown import settled_line
 
         _check_resume(args)
         cfg = None if args.resume else load_config(args.config, args.overrides)
@@ -164,14 +165,7 @@ def _search(sub: argparse._SubParsersAction) -> None:
                 print(f"  - {note}")
         else:
             print(f"decided:       every searched choice has a winner at p >= {dec.threshold:.2f}")
-        unsettled = res.derivation.spec.meta["x-search"]["unsettled_epochs"]
-        if unsettled:
-            print(
-                f"not settled:   the derived network changed after epoch(s) "
-                f"{', '.join(map(str, unsettled))}, within the last {SETTLED_EPOCHS}"
-            )
-        else:
-            print(f"settled:       the same derived network over the last {SETTLED_EPOCHS} epochs")
+        print(settled_line(res.derivation.spec.meta["x-search"]["decisiveness"]))
         print(f"report:        {res.run_dir / 'report.md'}")
         return 0
 
@@ -347,6 +341,7 @@ def _demo(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from vidnas.apps.demo import run_demo  # lazy
+        from vidnas.report.markdown import settled_line
 
         res = run_demo(args.out, args.config, args.overrides, progress=not args.no_progress)
         t = res.test
@@ -355,6 +350,9 @@ def _demo(sub: argparse._SubParsersAction) -> None:
             f"\ntop-1 {100 * t['top1']:.2f} %, top-5 {100 * t['top5']:.2f} % "
             f"({t['views']} views, {t['gmacs_x_views']} GMACs x views)"
         )
+        dec = res.decisiveness
+        print(f"search: {len(dec['undecided'])} choice(s) undecided (p < {dec['threshold']:.2f})")
+        print(settled_line(dec))
         phases = ", ".join(f"{k} {v:.0f} s" for k, v in res.timings.items())
         print(f"time: {total / 60:.1f} min ({phases})")
         print(f"report: {res.report}")

@@ -35,6 +35,7 @@ class DemoResult:
     report: Path
     timings: dict[str, float]
     test: dict[str, Any]
+    decisiveness: dict[str, Any]  # arch.json's record: probabilities and settling
 
 
 def run_demo(
@@ -92,7 +93,8 @@ def run_demo(
         ),
     )
     report = _write_report(out, cfg, sres, tres, test_res.metrics, timings)
-    return DemoResult(out, report, timings, test_res.metrics)
+    record = sres.derivation.spec.meta["x-search"]["decisiveness"]
+    return DemoResult(out, report, timings, test_res.metrics, record)
 
 
 def _write_report(
@@ -151,7 +153,7 @@ def _write_report(
         "",
         "![alpha and beta](plots/arch_params.png)",
         "",
-        *decisiveness_section(sres.decisiveness.to_dict(), sres.history),
+        *decisiveness_section(sres.derivation.spec.meta["x-search"]["decisiveness"], sres.history),
         f"Before retraining, the derived network with the supernet's weights scored top-1 "
         f"{100 * s['derived_inference_acc']:.2f} % on the inference split "
         f"(1 view per video). Search run: `{sres.run_dir}`.",

@@ -446,11 +446,7 @@ class SearchLoop(RunLoop):
                 "layers": [list(x) for x in d.layers],
                 "path_prob": d.path_prob,
                 "classes": self.classes,
-                "decisiveness": self.decisiveness.to_dict(),
-                # the same network over the last SETTLED_EPOCHS epochs: with p >= the
-                # threshold, what the demo calls decided (a shuffled-label search reaches
-                # the probabilities but not this; docs/design.md, "Search decisiveness")
-                "unsettled_epochs": unsettled_epochs(self.history),
+                "decisiveness": decisiveness_record(self.decisiveness, self.history),
             }
         }
         spec = d.spec.replace(meta=meta)
@@ -498,9 +494,8 @@ class SearchLoop(RunLoop):
         if not self.dist.main:
             return d
         plots.plot_arch(spec, self.run.plots / "arch.png", title="searched architecture")
-        write_search_report(
-            self.run, cfg, spec, self.history, self.summary, self.bad, self.decisiveness.to_dict()
-        )
+        record = meta["x-search"]["decisiveness"]
+        write_search_report(self.run, cfg, spec, self.history, self.summary, self.bad, record)
         if self.decisiveness.undecided:
             log.warning(
                 "the search left %d choice(s) undecided (below p = %.2f): the derived network "
@@ -509,7 +504,7 @@ class SearchLoop(RunLoop):
                 self.decisiveness.threshold,
                 self.run.report_path,
             )
-        unsettled = meta["x-search"]["unsettled_epochs"]
+        unsettled = record["unsettled_epochs"]
         if unsettled:
             log.warning(
                 "the derived network changed after epoch(s) %s, within the last %d: it has not "
@@ -540,6 +535,20 @@ def unsettled_epochs(history: list[dict[str, Any]], last: int = SETTLED_EPOCHS) 
     return (
         [r["epoch"] for r in history[-(last - 1) :] if r.get("derived_changed")] if last > 1 else []
     )
+
+
+def decisiveness_record(dec: Decisiveness, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ``arch.json`` and the reports say of the decision: the probabilities, and
+    whether the derived network has been the same for the last ``SETTLED_EPOCHS``
+    epochs. Decided means both: a shuffled-label search reached the probabilities on
+    the demo's benchmark but never settled (docs/design.md, "Search decisiveness")."""
+    unsettled = unsettled_epochs(history)
+    return {
+        **dec.to_dict(),
+        "settle_epochs": SETTLED_EPOCHS,
+        "unsettled_epochs": unsettled,
+        "settled": not unsettled and len(history) >= SETTLED_EPOCHS,
+    }
 
 
 def _fmt_prob(p: float | None) -> str:

@@ -203,9 +203,39 @@ def decisiveness_section(dec: dict[str, Any], history: Sequence[dict[str, Any]])
             *(f"- {note}" for note in dec["undecided"]),
             "",
         ]
+    elif dec["settled"]:
+        lines += [
+            f"**Decided**: every searched layer and width has a winner at p >= {t:.2f}, and "
+            f"the derived network has been the same for the last {dec['settle_epochs']} epochs.",
+            "",
+        ]
     else:
-        lines += [f"Every searched layer and width has a winner at p >= {t:.2f}.", ""]
+        lines += [
+            f"**Not settled**: every searched layer and width has a winner at p >= {t:.2f}, "
+            f"but {_unsettled(dec)}: shuffled-label searches reached such probabilities "
+            "without settling, so this is not a decision.",
+            "",
+        ]
     return lines
+
+
+def _unsettled(dec: dict[str, Any]) -> str:
+    n = dec["settle_epochs"]
+    if not dec["unsettled_epochs"]:
+        return f"fewer than {n} epochs were searched"
+    changed = ", ".join(map(str, dec["unsettled_epochs"]))
+    return f"the derived network changed after epoch(s) {changed}, within the last {n}"
+
+
+def settled_line(dec: dict[str, Any]) -> str:
+    """One line for the terminal: has the derived network stopped changing?"""
+    if dec["settled"]:
+        n = dec["settle_epochs"]
+        return f"settled:       the same derived network over the last {n} epochs"
+    return f"not settled:   {_unsettled(dec)}"
+
+
+_OPTIMIZERS = {"sgd": "SGD", "adamw": "AdamW"}  # as the papers spell them
 
 
 def write_train_report(
@@ -230,7 +260,8 @@ def write_train_report(
         f"- architecture: {spec.name or 'arch.json'}; input {c}x{t}x{h}x{w}, "
         f"{spec.num_classes} classes, seed {cfg.seed}",
         f"- started from {start}",
-        f"- {tr.epochs} epochs, batch {tr.batch_size}, SGD lr {tr.lr} -> {tr.lr_min} (cosine), "
+        f"- {tr.epochs} epochs, batch {tr.batch_size}, {_OPTIMIZERS[tr.optimizer]} lr {tr.lr} -> "
+        f"{tr.lr_min} (cosine), "
         f"dropout {tr.dropout}; validation on {summary.get('val_source')}",
         f"- best validation top-1 {_fmt(summary.get('best_val_acc'))} at epoch "
         f"{summary.get('best_epoch')}; last {_fmt(summary.get('last_val_acc'))}",
