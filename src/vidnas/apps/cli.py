@@ -140,7 +140,7 @@ def _search(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from vidnas.nas.search import run_search  # lazy
-        from vidnas.report.markdown import settled_line
+        from vidnas.report.markdown import settled_line  # lazy
 
         _check_resume(args)
         cfg = None if args.resume else load_config(args.config, args.overrides)
@@ -341,7 +341,7 @@ def _demo(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from vidnas.apps.demo import run_demo  # lazy
-        from vidnas.report.markdown import settled_line
+        from vidnas.report.markdown import settled_line  # lazy
 
         res = run_demo(args.out, args.config, args.overrides, progress=not args.no_progress)
         t = res.test
