@@ -165,7 +165,7 @@ def _search(sub: argparse._SubParsersAction) -> None:
                 print(f"  - {note}")
         else:
             print(f"decided:       every searched choice has a winner at p >= {dec.threshold:.2f}")
-        print(settled_line(res.derivation.spec.meta["x-search"]["decisiveness"]))
+        print(settled_line(res.decisiveness_record))
         print(f"report:        {res.run_dir / 'report.md'}")
         return 0
 

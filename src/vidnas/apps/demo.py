@@ -93,8 +93,7 @@ def run_demo(
         ),
     )
     report = _write_report(out, cfg, sres, tres, test_res.metrics, timings)
-    record = sres.derivation.spec.meta["x-search"]["decisiveness"]
-    return DemoResult(out, report, timings, test_res.metrics, record)
+    return DemoResult(out, report, timings, test_res.metrics, sres.decisiveness_record)
 
 
 def _write_report(
@@ -153,7 +152,7 @@ def _write_report(
         "",
         "![alpha and beta](plots/arch_params.png)",
         "",
-        *decisiveness_section(sres.derivation.spec.meta["x-search"]["decisiveness"], sres.history),
+        *decisiveness_section(sres.decisiveness_record, sres.history),
         f"Before retraining, the derived network with the supernet's weights scored top-1 "
         f"{100 * s['derived_inference_acc']:.2f} % on the inference split "
         f"(1 view per video). Search run: `{sres.run_dir}`.",

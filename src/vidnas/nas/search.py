@@ -72,6 +72,11 @@ class SearchResult:
     summary: dict[str, Any]
     decisiveness: Decisiveness
 
+    @property
+    def decisiveness_record(self) -> dict[str, Any]:
+        """``arch.json``'s record of the decision (:func:`decisiveness_record`)."""
+        return self.derivation.spec.meta["x-search"]["decisiveness"]
+
 
 def search_space(cfg: Config) -> SearchSpace:
     """The space a config searches: its space, restricted to the searched dimensions."""
