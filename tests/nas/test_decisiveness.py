@@ -5,14 +5,17 @@ import json
 import pytest
 import torch
 
+from vidnas.config import RuntimeConfig
 from vidnas.data.index import VideoIndex, VideoRecord
+from vidnas.engine.distributed import Dist
 from vidnas.models.spec import ArchSpec
-from vidnas.nas.decisiveness import measure
+from vidnas.nas.decisiveness import confirmed, heldout_gain, measure
 from vidnas.nas.derive import derive
 from vidnas.nas.search import _shuffled_labels, unsettled_epochs
-from vidnas.report.markdown import decisiveness_section, settled_line
+from vidnas.nas.supernet import Supernet
+from vidnas.report.markdown import decisiveness_section, heldout_line, settled_line
 
-from .test_supernet import INPUT, one_hot, small_space
+from .test_supernet import CLASSES, INPUT, one_hot, small_space
 
 
 def uniform(space):
@@ -98,6 +101,10 @@ def test_a_short_search_reports_itself_undecided(finished_search):
     assert meta["decided"] is False and meta["undecided"] == list(result.decisiveness.undecided)
     assert meta["unsettled_epochs"] == unsettled_epochs(result.history)
     assert meta["settled"] is (not meta["unsettled_epochs"] and len(result.history) >= 3)
+    assert meta["verdict"] == "undecided"
+    inference = json.loads((out / "split.json").read_text())
+    assert meta["heldout"]["clips"] == len(inference["parts"]["inference"])
+    assert meta["validate_gain"]["clips"] > 0 and meta["confirmed"] in (True, False)
     report = (out / "report.md").read_text()
     assert "Did the search decide?" in report and "did not decide everything" in report
     assert "no clear choice" in report
@@ -112,7 +119,8 @@ def test_a_network_that_changed_in_the_last_epochs_is_unsettled():
     assert unsettled_epochs([{"epoch": e, "derived_changed": e == 1} for e in range(1, 6)]) == []
 
 
-def _record(undecided: list[str], unsettled: list[int], settled: bool) -> dict:
+def _record(undecided: list[str], unsettled: list[int], settled: bool, gain: float = 0.3) -> dict:
+    heldout = {"gain": gain, "se": 0.05, "clips": 144}
     return {
         "threshold": 0.6,
         "ops": [["dil4"]],
@@ -122,6 +130,10 @@ def _record(undecided: list[str], unsettled: list[int], settled: bool) -> dict:
         "settle_epochs": 3,
         "unsettled_epochs": unsettled,
         "settled": settled,
+        "heldout": heldout,
+        "validate_gain": {"gain": 0.31, "se": 0.05, "clips": 144},
+        "heldout_se": 2.0,
+        "confirmed": confirmed(heldout),
     }
 
 
@@ -137,3 +149,54 @@ def test_the_report_calls_a_search_decided_only_when_it_also_settled():
     assert "fewer than 3 epochs" in settled_line(_record([], [], False))
     text = "\n".join(decisiveness_section(_record(["stage 2: no clear choice"], [], True), history))
     assert "did not decide everything" in text and "**Decided**" not in text
+
+
+def test_decided_needs_the_held_out_videos_to_agree():
+    """A shuffled-label search settled at p >= 0.6 (docs/results.md, "The null that
+    decided"); what it lacked was a gain on videos no architecture step saw."""
+    history = [{"epoch": e, "derived_changed": False} for e in range(1, 6)]
+    fitted = _record([], [], True, gain=0.008)
+    assert not fitted["confirmed"]
+    text = "\n".join(decisiveness_section(fitted, history))
+    assert "**Not confirmed**" in text and "**Decided**" not in text
+    assert "+0.008 +- 0.050" in text and "validate split (144 videos" in text
+    assert heldout_line(fitted).startswith("held-out:      not confirmed")
+    real = _record([], [], True, gain=0.3)
+    assert real["confirmed"] and "**Decided**" in "\n".join(decisiveness_section(real, history))
+    assert heldout_line(real).startswith("held-out:      confirmed")
+    assert not confirmed(None) and not confirmed({"gain": None, "se": None, "clips": 1})
+    assert heldout_line({}).startswith("held-out:      not measured")
+
+
+def _batches(n_batches: int, batch: int, seed: int) -> list[dict]:
+    gen = torch.Generator().manual_seed(seed)
+    return [
+        {
+            "clip": torch.randn(batch, *INPUT, generator=gen),
+            "label": torch.randint(0, CLASSES, (batch,), generator=gen),
+        }
+        for _ in range(n_batches)
+    ]
+
+
+def test_heldout_gain_is_zero_for_uniform_alpha_and_leaves_the_supernet_as_it_was():
+    torch.manual_seed(0)
+    sn = Supernet(small_space(), INPUT, CLASSES, residual_scale=1.0)
+    sn.eval()
+    batches = _batches(3, 4, seed=1)
+    h = heldout_gain(sn, batches, torch.device("cpu"), RuntimeConfig(), Dist())
+    # Uniform alpha and beta are the "learned" ones: both passes are the same forward.
+    assert h == {"gain": 0.0, "se": 0.0, "clips": 12} and not confirmed(h)
+
+    with torch.no_grad():
+        for p in sn.arch_parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 3)
+    before = {k: v.clone() for k, v in sn.state_dict().items()}
+    h = heldout_gain(sn, batches, torch.device("cpu"), RuntimeConfig(), Dist())
+    assert h["clips"] == 12 and h["gain"] != 0.0 and h["se"] > 0
+    after = sn.state_dict()
+    for k, v in before.items():  # alpha, beta, weights and BN running statistics
+        assert torch.equal(after[k], v), k
+    assert not sn.training  # its mode is put back
+    # The same batches give the same figure: a pure function of the final state.
+    assert heldout_gain(sn, batches, torch.device("cpu"), RuntimeConfig(), Dist()) == h

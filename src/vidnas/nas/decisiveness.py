@@ -21,13 +21,19 @@ out. The messages are plain words, for the CLI, ``arch.json`` and ``report.md``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
+from vidnas.config import RuntimeConfig
+from vidnas.engine.distributed import Dist
+from vidnas.engine.runtime import autocast, prepare_input
 from vidnas.models.space import SearchSpace
+from vidnas.nas.supernet import Supernet, frozen_bn_stats
 
 
 @dataclass(frozen=True)
@@ -117,3 +123,70 @@ def measure(
         ops.append(tuple(names))
         prev = node
     return Decisiveness(tuple(op_win), tuple(width_win), tuple(ops), threshold, tuple(notes))
+
+
+# ---------------------------------------------------------------------- held-out check
+
+HELDOUT_SE = 2.0  # the gain must stand this many standard errors above zero
+
+
+def heldout_gain(
+    net: Supernet,
+    batches: Iterable[dict[str, Any]],
+    device: torch.device,
+    runtime: RuntimeConfig,
+    dist: Dist,
+) -> dict[str, float | int | None]:
+    """How much better the learned alpha and beta predict ``batches`` than uniform
+    ones: the mean over clips of CE(uniform) - CE(learned), in nats, with its
+    standard error.
+
+    Why: alpha and beta are fitted by their steps to the validate split, which the
+    architecture steps see again every epoch; a few dozen logits can fit noise in a
+    few hundred videos. A shuffled-label search (no signal by construction) reached
+    every winner at p >= 0.6 and settled that way (docs/results.md, "The null that
+    decided"), so probabilities and settling alone do not tell a decision from a fit.
+    On videos the architecture steps never saw (the inference split) a fitted
+    architecture does no better than the uniform mixture; one that found something
+    does. Both passes use each batch's own BatchNorm statistics (the running ones
+    were gathered under the learned mixture, which would favour it) and leave the
+    running statistics as they were."""
+    params = net.arch_parameters()
+    learned = [p.detach().clone() for p in params]
+    was_training = net.training
+    diffs: list[torch.Tensor] = []
+    net.train()
+    try:
+        with torch.no_grad(), frozen_bn_stats(net):
+            for batch in batches:
+                if not batch["label"].numel():
+                    continue
+                x = prepare_input(batch["clip"], runtime, device)
+                y = batch["label"].to(device)
+                ce = []
+                for values in (learned, [torch.zeros_like(v) for v in learned]):
+                    for p, v in zip(params, values):
+                        p.copy_(v)
+                    with autocast(runtime, device):
+                        logits = net(x)
+                    ce.append(nn.functional.cross_entropy(logits.float(), y, reduction="none"))
+                diffs.append((ce[1] - ce[0]).double().cpu())
+    finally:
+        with torch.no_grad():
+            for p, v in zip(params, learned):
+                p.copy_(v)
+        net.train(was_training)
+    d = torch.cat(diffs) if diffs else torch.zeros(0, dtype=torch.float64)
+    n, total, sq = dist.sum([float(d.numel()), float(d.sum()), float((d * d).sum())])
+    if n < 2:
+        return {"gain": None, "se": None, "clips": int(n)}
+    mean = total / n
+    var = max(sq / n - mean * mean, 0.0) * n / (n - 1)
+    return {"gain": mean, "se": math.sqrt(var / n), "clips": int(n)}
+
+
+def confirmed(heldout: dict[str, Any] | None) -> bool:
+    """The held-out gain stands ``HELDOUT_SE`` standard errors above zero."""
+    if not heldout or heldout.get("gain") is None:
+        return False
+    return heldout["gain"] > HELDOUT_SE * heldout["se"]

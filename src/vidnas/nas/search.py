@@ -48,12 +48,12 @@ from vidnas.models.cost import network_cost
 from vidnas.models.network import build_network
 from vidnas.models.space import SearchSpace
 from vidnas.nas.architect import Architect, cost_term
-from vidnas.nas.decisiveness import Decisiveness
+from vidnas.nas.decisiveness import HELDOUT_SE, Decisiveness, confirmed, heldout_gain
 from vidnas.nas.decisiveness import measure as measure_decisiveness
 from vidnas.nas.derive import Derivation, derive_from
 from vidnas.nas.supernet import Supernet, inherit_weights
 from vidnas.report import plots
-from vidnas.report.markdown import write_search_report
+from vidnas.report.markdown import heldout_line, write_search_report
 
 __all__ = ["KIND", "SearchLoop", "SearchResult", "cost_term", "load_supernet", "run_search"]
 
@@ -444,6 +444,16 @@ class SearchLoop(RunLoop):
         cfg = self.cfg
         d = self.derive("searched")
         self.decisiveness = self._decisiveness(d)
+        heldout = {
+            split: heldout_gain(
+                self.net,
+                self._loader(f"{split}_eval", epoch=0),
+                self.device,
+                cfg.runtime,
+                self.dist,
+            )
+            for split in ("inference", "val")
+        }
         meta = {
             "x-search": {
                 "run_dir": str(self.run.path),
@@ -451,7 +461,9 @@ class SearchLoop(RunLoop):
                 "layers": [list(x) for x in d.layers],
                 "path_prob": d.path_prob,
                 "classes": self.classes,
-                "decisiveness": decisiveness_record(self.decisiveness, self.history),
+                "decisiveness": decisiveness_record(
+                    self.decisiveness, self.history, heldout["inference"], heldout["val"]
+                ),
             }
         }
         spec = d.spec.replace(meta=meta)
@@ -513,10 +525,15 @@ class SearchLoop(RunLoop):
         if unsettled:
             log.warning(
                 "the derived network changed after epoch(s) %s, within the last %d: it has not "
-                "settled, and on the demo's benchmark only settled searches were real findings "
-                "(shuffled-label searches reach p >= 0.6 too; docs/results.md)",
+                "settled (shuffled-label searches reach p >= 0.6 too; docs/results.md)",
                 ", ".join(map(str, unsettled)),
                 SETTLED_EPOCHS,
+            )
+        if not record["confirmed"]:
+            log.warning(
+                "%s; its choices may fit the validate split rather than the task (%s)",
+                heldout_line(record),
+                self.run.report_path,
             )
         return d
 
@@ -542,17 +559,41 @@ def unsettled_epochs(history: list[dict[str, Any]], last: int = SETTLED_EPOCHS) 
     )
 
 
-def decisiveness_record(dec: Decisiveness, history: list[dict[str, Any]]) -> dict[str, Any]:
-    """What ``arch.json`` and the reports say of the decision: the probabilities, and
+def decisiveness_record(
+    dec: Decisiveness,
+    history: list[dict[str, Any]],
+    heldout: dict[str, Any] | None = None,
+    validate: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What ``arch.json`` and the reports say of the decision: the probabilities;
     whether the derived network has been the same for the last ``SETTLED_EPOCHS``
-    epochs. Decided means both: a shuffled-label search reached the probabilities on
-    the demo's benchmark but never settled (docs/design.md, "Search decisiveness")."""
+    epochs; and whether the learned alpha and beta predict the inference split (never
+    seen by an architecture step) better than uniform ones (``heldout``; ``validate``:
+    the same on the split the steps fitted, for comparison). The verdict is
+    *decided* only when all three hold: shuffled-label searches on the demo's
+    benchmark reached the probabilities, and one of them settled too, but none
+    predicted held-out videos better (docs/design.md, "Search decisiveness")."""
     unsettled = unsettled_epochs(history)
+    settled = not unsettled and len(history) >= SETTLED_EPOCHS
+    ok = confirmed(heldout)
+    if dec.undecided:
+        verdict = "undecided"
+    elif not settled:
+        verdict = "not settled"
+    elif not ok:
+        verdict = "not confirmed"
+    else:
+        verdict = "decided"
     return {
         **dec.to_dict(),
         "settle_epochs": SETTLED_EPOCHS,
         "unsettled_epochs": unsettled,
-        "settled": not unsettled and len(history) >= SETTLED_EPOCHS,
+        "settled": settled,
+        "heldout": heldout,
+        "validate_gain": validate,
+        "heldout_se": HELDOUT_SE,
+        "confirmed": ok,
+        "verdict": verdict,
     }
 
 

@@ -248,7 +248,7 @@ class Supernet(nn.Module):
             module,
             *args,
             use_reentrant=False,
-            context_fn=lambda: (contextlib.nullcontext(), _frozen_bn_stats(module)),
+            context_fn=lambda: (contextlib.nullcontext(), frozen_bn_stats(module)),
         )
 
     def forward(
@@ -291,7 +291,7 @@ def _run(module: nn.Module, *args: Any) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _frozen_bn_stats(module: nn.Module) -> Iterator[None]:
+def frozen_bn_stats(module: nn.Module) -> Iterator[None]:
     """Recompute without touching BatchNorm's running statistics: the forward pass
     already folded this batch in, and a second update would make checkpointing
     change the result (momentum 0 keeps the running mean and variance; the batch

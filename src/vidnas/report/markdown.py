@@ -189,9 +189,13 @@ def decisiveness_section(dec: dict[str, Any], history: Sequence[dict[str, Any]])
         ]
     lines += [
         "Probabilities above the threshold are not evidence on their own: on the demo's "
-        "benchmark a search on shuffled labels (`search.shuffle_labels=true "
-        'search.cost_lambda=0`) reaches them too (docs/results.md, "Why the null '
-        'decides"). A choice that recurs over seeds and beats such a run is a finding.',
+        "benchmark searches on shuffled labels (`search.shuffle_labels=true "
+        "search.cost_lambda=0`) reach them too, and one settled there (docs/results.md, "
+        '"The null that decided"). What tells a decision from a fit to the validate '
+        "split is whether the learned alpha and beta predict videos that no architecture "
+        "step saw (the inference split) better than uniform ones:",
+        "",
+        *_heldout_lines(dec),
         "",
     ]
     if dec["undecided"]:
@@ -203,10 +207,21 @@ def decisiveness_section(dec: dict[str, Any], history: Sequence[dict[str, Any]])
             *(f"- {note}" for note in dec["undecided"]),
             "",
         ]
+    elif dec["settled"] and dec.get("confirmed"):
+        lines += [
+            f"**Decided**: every searched layer and width has a winner at p >= {t:.2f}, "
+            f"the derived network has been the same for the last {dec['settle_epochs']} "
+            "epochs, and the learned alpha and beta predict held-out videos better than "
+            "uniform ones.",
+            "",
+        ]
     elif dec["settled"]:
         lines += [
-            f"**Decided**: every searched layer and width has a winner at p >= {t:.2f}, and "
-            f"the derived network has been the same for the last {dec['settle_epochs']} epochs.",
+            f"**Not confirmed**: every searched layer and width has a winner at p >= "
+            f"{t:.2f} and the derived network has settled, but the learned alpha and beta "
+            "predict held-out videos no better than uniform ones (by less than "
+            f"{dec.get('heldout_se', 2.0):g} standard errors): the choices may fit the "
+            "validate split, as a shuffled-label search's do, and are not a finding.",
             "",
         ]
     else:
@@ -233,6 +248,38 @@ def settled_line(dec: dict[str, Any]) -> str:
         n = dec["settle_epochs"]
         return f"settled:       the same derived network over the last {n} epochs"
     return f"not settled:   {_unsettled(dec)}"
+
+
+def _heldout_lines(dec: dict[str, Any]) -> list[str]:
+    h, v = dec.get("heldout"), dec.get("validate_gain")
+    if not h or h.get("gain") is None:
+        return ["- held-out: not measured (fewer than 2 inference videos)."]
+    out = [
+        f"- inference split ({h['clips']} videos, never seen by an architecture step): "
+        f"cross-entropy {h['gain']:+.3f} +- {h['se']:.3f} nats a clip lower than with "
+        f"uniform alpha and beta ({'confirmed' if dec.get('confirmed') else 'not confirmed'}"
+        f": the gain must exceed {dec.get('heldout_se', 2.0):g} standard errors);"
+    ]
+    if v and v.get("gain") is not None:
+        out.append(
+            f"- validate split ({v['clips']} videos, which the architecture steps fitted): "
+            f"{v['gain']:+.3f} +- {v['se']:.3f}."
+        )
+    return out
+
+
+def heldout_line(dec: dict[str, Any]) -> str:
+    """One line for the terminal: do the learned alpha and beta predict videos that
+    no architecture step saw better than uniform ones?"""
+    h = dec.get("heldout")
+    if not h or h.get("gain") is None:
+        return "held-out:      not measured (fewer than 2 inference videos)"
+    word = "confirmed" if dec.get("confirmed") else "not confirmed"
+    return (
+        f"held-out:      {word}: with the learned alpha and beta the supernet's "
+        f"cross-entropy on {h['clips']} inference videos is {h['gain']:+.3f} +- "
+        f"{h['se']:.3f} nats a clip lower than with uniform ones"
+    )
 
 
 _OPTIMIZERS = {"sgd": "SGD", "adamw": "AdamW"}  # as the papers spell them
