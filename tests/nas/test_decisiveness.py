@@ -13,7 +13,12 @@ from vidnas.nas.decisiveness import confirmed, heldout_gain, measure
 from vidnas.nas.derive import derive
 from vidnas.nas.search import _shuffled_labels, unsettled_epochs
 from vidnas.nas.supernet import Supernet
-from vidnas.report.markdown import decisiveness_section, heldout_line, settled_line
+from vidnas.report.markdown import (
+    decisiveness_section,
+    heldout_line,
+    settled_line,
+    verdict_line,
+)
 
 from .test_supernet import CLASSES, INPUT, one_hot, small_space
 
@@ -164,6 +169,10 @@ def test_decided_needs_the_held_out_videos_to_agree():
     real = _record([], [], True, gain=0.3)
     assert real["confirmed"] and "**Decided**" in "\n".join(decisiveness_section(real, history))
     assert heldout_line(real).startswith("held-out:      confirmed")
+    assert verdict_line({**fitted, "verdict": "not confirmed"}).startswith(
+        "verdict:       not conf"
+    )
+    assert verdict_line({**real, "verdict": "decided"}).startswith("verdict:       decided")
     assert not confirmed(None) and not confirmed({"gain": None, "se": None, "clips": 1})
     assert heldout_line({}).startswith("held-out:      not measured")
 

@@ -153,6 +153,7 @@ def test_kill_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_r
     assert "resuming" in res.stderr
     assert "settled:" in res.stdout  # or "not settled:": the CLI says which
     assert "held-out:" in res.stdout  # confirmed, not confirmed or not measured
+    assert "verdict:" in res.stdout
     assert ArchSpec.load(out / "arch.json") == ref.derivation.spec
     for a, b in zip(_final_arch_params(out), _final_arch_params(tmp_path / "ref"), strict=True):
         assert torch.equal(a, b)

@@ -140,7 +140,7 @@ def _search(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from vidnas.nas.search import run_search  # lazy
-        from vidnas.report.markdown import heldout_line, settled_line  # lazy
+        from vidnas.report.markdown import heldout_line, settled_line, verdict_line  # lazy
 
         _check_resume(args)
         cfg = None if args.resume else load_config(args.config, args.overrides)
@@ -164,9 +164,10 @@ def _search(sub: argparse._SubParsersAction) -> None:
             for note in dec.undecided:
                 print(f"  - {note}")
         else:
-            print(f"decided:       every searched choice has a winner at p >= {dec.threshold:.2f}")
+            print(f"winners:       every searched choice has a winner at p >= {dec.threshold:.2f}")
         print(settled_line(res.decisiveness_record))
         print(heldout_line(res.decisiveness_record))
+        print(verdict_line(res.decisiveness_record))
         print(f"report:        {res.run_dir / 'report.md'}")
         return 0
 
@@ -342,7 +343,7 @@ def _demo(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from vidnas.apps.demo import run_demo  # lazy
-        from vidnas.report.markdown import heldout_line, settled_line  # lazy
+        from vidnas.report.markdown import heldout_line, settled_line, verdict_line  # lazy
 
         res = run_demo(args.out, args.config, args.overrides, progress=not args.no_progress)
         t = res.test
@@ -355,6 +356,7 @@ def _demo(sub: argparse._SubParsersAction) -> None:
         print(f"search: {len(dec['undecided'])} choice(s) undecided (p < {dec['threshold']:.2f})")
         print(settled_line(dec))
         print(heldout_line(dec))
+        print(verdict_line(dec))
         phases = ", ".join(f"{k} {v:.0f} s" for k, v in res.timings.items())
         print(f"time: {total / 60:.1f} min ({phases})")
         print(f"report: {res.report}")

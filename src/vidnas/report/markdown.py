@@ -282,6 +282,22 @@ def heldout_line(dec: dict[str, Any]) -> str:
     )
 
 
+_VERDICTS = {
+    "decided": "decided (winners at p >= {t:.2f}, settled, confirmed on held-out videos)",
+    "undecided": "undecided (some winners below p = {t:.2f})",
+    "not settled": "not settled (the derived network still changed in the last epochs)",
+    "not confirmed": "not confirmed (no gain on held-out videos: may fit the validate split)",
+}
+
+
+def verdict_line(dec: dict[str, Any]) -> str:
+    """One line for the terminal: the search's verdict (docs/design.md, "Search
+    decisiveness")."""
+    verdict = dec.get("verdict")
+    text = _VERDICTS.get(verdict, str(verdict)).format(t=dec["threshold"])
+    return f"verdict:       {text}"
+
+
 _OPTIMIZERS = {"sgd": "SGD", "adamw": "AdamW"}  # as the papers spell them
 
 
