@@ -153,6 +153,7 @@ def heldout_gain(
     running statistics as they were."""
     params = net.arch_parameters()
     learned = [p.detach().clone() for p in params]
+    uniform = [torch.zeros_like(v) for v in learned]
     was_training = net.training
     diffs: list[torch.Tensor] = []
     net.train()
@@ -164,7 +165,7 @@ def heldout_gain(
                 x = prepare_input(batch["clip"], runtime, device)
                 y = batch["label"].to(device)
                 ce = []
-                for values in (learned, [torch.zeros_like(v) for v in learned]):
+                for values in (learned, uniform):
                     for p, v in zip(params, values):
                         p.copy_(v)
                     with autocast(runtime, device):

@@ -251,20 +251,35 @@ def settled_line(dec: dict[str, Any]) -> str:
     return f"not settled:   {_unsettled(dec)}"
 
 
-def _heldout_lines(dec: dict[str, Any]) -> list[str]:
-    h, v = dec.get("heldout"), dec.get("validate_gain")
+def _gain(h: dict[str, Any] | None) -> str | None:
+    """``+gain +- se`` of a held-out measurement, None where it was not measured."""
     if not h or h.get("gain") is None:
-        return ["- held-out: not measured (fewer than 2 inference videos)."]
+        return None
+    return f"{h['gain']:+.3f} +- {h['se']:.3f}"
+
+
+def _confirmed_word(dec: dict[str, Any]) -> str:
+    return "confirmed" if dec.get("confirmed") else "not confirmed"
+
+
+_NOT_MEASURED = "not measured (fewer than 2 inference videos)"
+
+
+def _heldout_lines(dec: dict[str, Any]) -> list[str]:
+    h, gain = dec.get("heldout"), _gain(dec.get("heldout"))
+    if gain is None:
+        return [f"- held-out: {_NOT_MEASURED}."]
     out = [
         f"- inference split ({h['clips']} videos, never seen by an architecture step): "
-        f"cross-entropy {h['gain']:+.3f} +- {h['se']:.3f} nats a clip lower than with "
-        f"uniform alpha and beta ({'confirmed' if dec.get('confirmed') else 'not confirmed'}"
-        f": the gain must exceed {dec.get('heldout_se', 2.0):g} standard errors);"
+        f"cross-entropy {gain} nats a clip lower than with uniform alpha and beta "
+        f"({_confirmed_word(dec)}: the gain must exceed {dec['heldout_se']:g} standard "
+        "errors);"
     ]
-    if v and v.get("gain") is not None:
+    v, v_gain = dec.get("validate_gain"), _gain(dec.get("validate_gain"))
+    if v_gain is not None:
         out.append(
             f"- validate split ({v['clips']} videos, which the architecture steps fitted): "
-            f"{v['gain']:+.3f} +- {v['se']:.3f}."
+            f"{v_gain}."
         )
     return out
 
@@ -272,14 +287,13 @@ def _heldout_lines(dec: dict[str, Any]) -> list[str]:
 def heldout_line(dec: dict[str, Any]) -> str:
     """One line for the terminal: do the learned alpha and beta predict videos that
     no architecture step saw better than uniform ones?"""
-    h = dec.get("heldout")
-    if not h or h.get("gain") is None:
-        return "held-out:      not measured (fewer than 2 inference videos)"
-    word = "confirmed" if dec.get("confirmed") else "not confirmed"
+    h, gain = dec.get("heldout"), _gain(dec.get("heldout"))
+    if gain is None:
+        return f"held-out:      {_NOT_MEASURED}"
     return (
-        f"held-out:      {word}: with the learned alpha and beta the supernet's "
-        f"cross-entropy on {h['clips']} inference videos is {h['gain']:+.3f} +- "
-        f"{h['se']:.3f} nats a clip lower than with uniform ones"
+        f"held-out:      {_confirmed_word(dec)}: with the learned alpha and beta the "
+        f"supernet's cross-entropy on {h['clips']} inference videos is {gain} nats a clip "
+        "lower than with uniform ones"
     )
 
 
