@@ -444,16 +444,14 @@ class SearchLoop(RunLoop):
         cfg = self.cfg
         d = self.derive("searched")
         self.decisiveness = self._decisiveness(d)
-        heldout = {
-            split: heldout_gain(
-                self.net,
-                self._loader(f"{split}_eval", epoch=0),
-                self.device,
-                cfg.runtime,
-                self.dist,
-            )
-            for split in ("inference", "val")
-        }
+        heldout = heldout_gain(
+            self.net,
+            self._loader("inference_eval", epoch=0),
+            self._loader("val_eval", epoch=0),
+            self.device,
+            cfg.runtime,
+            self.dist,
+        )
         meta = {
             "x-search": {
                 "run_dir": str(self.run.path),
@@ -461,9 +459,7 @@ class SearchLoop(RunLoop):
                 "layers": [list(x) for x in d.layers],
                 "path_prob": d.path_prob,
                 "classes": self.classes,
-                "decisiveness": decisiveness_record(
-                    self.decisiveness, self.history, heldout["inference"], heldout["val"]
-                ),
+                "decisiveness": decisiveness_record(self.decisiveness, self.history, heldout),
             }
         }
         spec = d.spec.replace(meta=meta)
@@ -563,16 +559,16 @@ def decisiveness_record(
     dec: Decisiveness,
     history: list[dict[str, Any]],
     heldout: dict[str, Any] | None = None,
-    validate: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What ``arch.json`` and the reports say of the decision: the probabilities;
     whether the derived network has been the same for the last ``SETTLED_EPOCHS``
     epochs; and whether the learned alpha and beta predict the inference split (never
-    seen by an architecture step) better than uniform ones (``heldout``; ``validate``:
-    the same on the split the steps fitted, for comparison). The verdict is
+    seen by an architecture step) better than uniform ones, each calibrated
+    (``heldout``, from :func:`heldout_gain`; its ``validate`` part, the uncalibrated
+    gain on the split the steps fitted, is kept for comparison). The verdict is
     *decided* only when all three hold: shuffled-label searches on the demo's
-    benchmark reached the probabilities, and one of them settled too, but none
-    predicted held-out videos better (docs/design.md, "Search decisiveness")."""
+    benchmark reached the probabilities, and some settled too, but none predicted
+    held-out videos better once calibrated (docs/design.md, "Search decisiveness")."""
     unsettled = unsettled_epochs(history)
     settled = not unsettled and len(history) >= SETTLED_EPOCHS
     ok = confirmed(heldout)
@@ -589,8 +585,8 @@ def decisiveness_record(
         "settle_epochs": SETTLED_EPOCHS,
         "unsettled_epochs": unsettled,
         "settled": settled,
-        "heldout": heldout,
-        "validate_gain": validate,
+        "heldout": {k: v for k, v in heldout.items() if k != "validate"} if heldout else heldout,
+        "validate_gain": heldout.get("validate") if heldout else None,
         "heldout_se": HELDOUT_SE,
         "confirmed": ok,
         "verdict": verdict,
