@@ -10,7 +10,13 @@ from vidnas.config import RuntimeConfig
 from vidnas.data.index import VideoIndex, VideoRecord
 from vidnas.engine.distributed import Dist
 from vidnas.models.spec import ArchSpec
-from vidnas.nas.decisiveness import calibrated_gain, confirmed, heldout_gain, measure
+from vidnas.nas.decisiveness import (
+    calibrated_gain,
+    choice_effects,
+    confirmed,
+    heldout_gain,
+    measure,
+)
 from vidnas.nas.derive import derive
 from vidnas.nas.search import _shuffled_labels, unsettled_epochs
 from vidnas.nas.supernet import Supernet
@@ -47,6 +53,8 @@ def test_uniform_alpha_and_beta_are_undecided_everywhere():
     assert not dec.decided
     # one note per undecided width (3 stages) and per stage with undecided layers (2)
     assert len(dec.undecided) == 5
+    # and one structured choice per undecided width (3) and per undecided layer (3)
+    assert [c.kind for c in dec.choices] == ["width", "width", "op", "op", "width", "op"]
     assert all("no clear choice" in n and "arbitrary" in n for n in dec.undecided)
     assert any(n.startswith("stage 3: no clear choice of op in every layer") for n in dec.undecided)
 
@@ -74,6 +82,10 @@ def test_threshold_separates_a_clear_winner_from_a_near_tie():
         "stage 3: no clear choice of op in some layers: layer 2 "
         "(dil2 at 0.38); threshold 0.60, the derived ops there are arbitrary",
     )
+    # The structured record of that near tie: its winner and its runner-up.
+    (c,) = dec.choices
+    assert (c.kind, c.stage, c.row, c.layer, c.winner, c.runner_up) == ("op", 1, node, 1, 1, 2)
+    assert c.label == "stage 3 layer 2" and c.names == ("dil2", "skip")
 
 
 def test_fixed_choices_are_not_counted():
@@ -111,9 +123,12 @@ def test_a_short_search_reports_itself_undecided(finished_search):
     inference = json.loads((out / "split.json").read_text())
     assert meta["heldout"]["clips"] == len(inference["parts"]["inference"])
     assert meta["validate_gain"]["clips"] > 0 and meta["confirmed"] in (True, False)
+    effects = meta["undecided_effects"]  # one per undecided choice, forced either way
+    assert [e["choice"] for e in effects] == [c.label for c in result.decisiveness.choices]
+    assert effects and all(e["clips"] == meta["heldout"]["clips"] for e in effects)
     report = (out / "report.md").read_text()
     assert "Did the search decide?" in report and "did not decide everything" in report
-    assert "no clear choice" in report
+    assert "no clear choice" in report and "Each undecided choice forced either way" in report
 
 
 def test_a_network_that_changed_in_the_last_epochs_is_unsettled():
@@ -257,3 +272,76 @@ def test_calibration_keeps_a_gain_that_is_signal():
     h = calibrated_gain(*sets)
     assert confirmed(h) and h["gain"] > 0.5
     assert h["temperature"]["learned"] == 1.0  # sharp and right: never sharpened further
+
+
+def test_a_choice_the_data_cannot_tell_apart_measures_no_difference_but_its_cost():
+    """With every residual block starting as the identity (residual_scale 0), every
+    op computes the same function: forcing an undecided layer either way changes
+    nothing the data can see, only the cost."""
+    torch.manual_seed(0)
+    space = small_space()
+    sn = Supernet(space, INPUT, CLASSES, residual_scale=0.0)
+    op_probs, path_probs = uniform(space)
+    for p in op_probs:  # every layer: dil1 0.45, dil2 0.15, skip 0.40 (skip the runner-up)
+        p[:] = torch.tensor([0.45, 0.15, 0.40])
+    d = derive(space, op_probs, path_probs, INPUT, 3)
+    dec = measure(space, d.path, op_probs, path_probs, 0.6)
+    op_choices = [c for c in dec.choices if c.kind == "op"]
+    before = {k: v.clone() for k, v in sn.state_dict().items()}
+    effects = choice_effects(
+        sn, op_choices, _batches(2, 4, seed=3), torch.device("cpu"), RuntimeConfig(), Dist()
+    )
+    assert [e["choice"] for e in effects] == [c.label for c in op_choices]
+    for e, c in zip(effects, op_choices):
+        assert e["ce_diff"] == 0.0 and e["se"] == 0.0 and e["clips"] == 8
+        assert (e["winner"], e["runner_up"]) == (space.ops[c.winner], space.ops[c.runner_up])
+        assert (e["winner"], e["runner_up"]) == ("dil1", "skip") and e["gmacs_diff"] < 0
+    for k, v in before.items():
+        assert torch.equal(sn.state_dict()[k], v), k
+
+
+def test_forcing_a_width_measures_a_difference_when_the_widths_differ():
+    torch.manual_seed(0)
+    space = small_space()
+    sn = Supernet(space, INPUT, CLASSES, residual_scale=1.0)
+    op_probs, path_probs = uniform(space)
+    d = derive(space, op_probs, path_probs, INPUT, 3)
+    widths = [
+        c for c in measure(space, d.path, op_probs, path_probs, 0.6).choices if c.kind == "width"
+    ]
+    effects = choice_effects(
+        sn, widths, _batches(2, 4, seed=3), torch.device("cpu"), RuntimeConfig(), Dist()
+    )
+    assert len(effects) == 3 and all(e["ce_diff"] != 0.0 and e["se"] > 0 for e in effects)
+    # Another width is another cost (the wider candidate costs more)
+    assert all(e["gmacs_diff"] != 0.0 for e in effects)
+
+
+def test_the_report_says_what_forcing_an_undecided_choice_changes():
+    history = [{"epoch": e, "derived_changed": False} for e in range(1, 6)]
+    rec = _record(["stage 3: no clear choice of width"], [], True)
+    rec["undecided_effects"] = [
+        {
+            "choice": "stage 3 width",
+            "winner": "18",
+            "runner_up": "28",
+            "ce_diff": 0.002,
+            "se": 0.003,
+            "clips": 144,
+            "gmacs_diff": 0.0003,
+        },
+        {
+            "choice": "stage 5 layer 1",
+            "winner": "skip",
+            "runner_up": "dil2",
+            "ce_diff": -0.2,
+            "se": 0.05,
+            "clips": 144,
+            "gmacs_diff": 0.001,
+        },
+    ]
+    text = "\n".join(decisiveness_section(rec, history))
+    assert "- stage 3 width: 28 instead of 18: +0.002 +- 0.003 nats a clip (no measurable " in text
+    assert "+0.0003 GMACs" in text
+    assert "- stage 5 layer 1: dil2 instead of skip: -0.200 +- 0.050 nats a clip (dil2 " in text
+    assert "(dil2 predicts better); +0.0010 GMACs" in text

@@ -33,7 +33,23 @@ from vidnas.config import RuntimeConfig
 from vidnas.engine.distributed import Dist
 from vidnas.engine.runtime import autocast, prepare_input
 from vidnas.models.space import SearchSpace
-from vidnas.nas.supernet import Supernet, frozen_bn_stats
+from vidnas.nas.supernet import Supernet, expected_cost, frozen_bn_stats
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One undecided choice on the derived path and its two most probable options:
+    a width (beta's row ``row``, the previous stage's chosen node; options are nodes)
+    or a layer's op (alpha of node ``row``, layer ``layer``; options are op indices)."""
+
+    kind: str  # "width" or "op"
+    stage: int  # index into the space's stages
+    row: int
+    layer: int  # the layer for an op; -1 for a width
+    winner: int
+    runner_up: int
+    label: str  # for people: "stage 3 width", "stage 5 layer 1"
+    names: tuple[str, str]  # the winner's and the runner-up's names
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,7 @@ class Decisiveness:
     ops: tuple[tuple[str, ...], ...]  # the winning op of each of those layers
     threshold: float
     undecided: tuple[str, ...] = field(default=())
+    choices: tuple[Choice, ...] = field(default=())  # the undecided ones, structured
 
     @property
     def op_win_mean(self) -> tuple[float | None, ...]:
@@ -89,7 +106,7 @@ def measure(
     """Decisiveness of the derivation ``path`` (a node index per stage) under the
     given alpha (``op_probs[s]``: ``[nodes, layers, ops]``) and beta
     (``path_probs[s]``: ``[prev nodes, nodes]``)."""
-    op_win, width_win, ops, notes = [], [], [], []
+    op_win, width_win, ops, notes, choices = [], [], [], [], []
     prev = 0
     for s, (st, node) in enumerate(zip(space.stages, path)):
         name = f"stage {st.number}"
@@ -101,6 +118,9 @@ def measure(
                     f"{name}: no clear choice of width ({st.widths[node]} at {p:.2f}, "
                     f"threshold {threshold:.2f}); the derived width is arbitrary"
                 )
+                other = _runner_up(path_probs[s][prev].tolist(), node)
+                names_ = (str(st.widths[node]), str(st.widths[other]))
+                choices.append(Choice("width", s, prev, -1, node, other, f"{name} width", names_))
         else:
             width_win.append(None)
         wins, names, weak = [], [], []
@@ -112,6 +132,10 @@ def measure(
                 names.append(space.ops[best])
                 if row[best] < threshold:
                     weak.append(f"layer {layer + 1} ({space.ops[best]} at {row[best]:.2f})")
+                    other = _runner_up(row, best)
+                    label = f"{name} layer {layer + 1}"
+                    pair = (space.ops[best], space.ops[other])
+                    choices.append(Choice("op", s, node, layer, best, other, label, pair))
         if weak:
             every = len(weak) == len(wins)
             notes.append(
@@ -122,7 +146,13 @@ def measure(
         op_win.append(tuple(wins))
         ops.append(tuple(names))
         prev = node
-    return Decisiveness(tuple(op_win), tuple(width_win), tuple(ops), threshold, tuple(notes))
+    return Decisiveness(
+        tuple(op_win), tuple(width_win), tuple(ops), threshold, tuple(notes), tuple(choices)
+    )
+
+
+def _runner_up(probs: Sequence[float], winner: int) -> int:
+    return max((i for i in range(len(probs)) if i != winner), key=lambda i: (probs[i], -i))
 
 
 # ---------------------------------------------------------------------- held-out check
@@ -198,11 +228,27 @@ def _logits_both(
 ) -> Logits:
     """(logits under the learned alpha and beta, logits under uniform ones, labels) of
     every clip of ``batches``, float64 on the CPU; the supernet is left as it was."""
+    learned = [p.detach().clone() for p in net.arch_parameters()]
+    (mine, flat), labels = _logits_under(
+        net, batches, device, runtime, [learned, [torch.zeros_like(v) for v in learned]]
+    )
+    return mine, flat, labels
+
+
+def _logits_under(
+    net: Supernet,
+    batches: Iterable[dict[str, Any]],
+    device: torch.device,
+    runtime: RuntimeConfig,
+    settings: Sequence[Sequence[torch.Tensor]],
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The logits of every clip of ``batches`` under each setting of the architecture
+    parameters (float64, CPU), and the labels. Every batch runs with its own BatchNorm
+    statistics; alpha, beta, the running statistics and the mode are put back."""
     params = net.arch_parameters()
-    learned = [p.detach().clone() for p in params]
-    uniform = [torch.zeros_like(v) for v in learned]
+    saved = [p.detach().clone() for p in params]
     was_training = net.training
-    logits: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+    logits: list[list[torch.Tensor]] = [[] for _ in settings]
     labels: list[torch.Tensor] = []
     net.train()
     try:
@@ -212,20 +258,20 @@ def _logits_both(
                     continue
                 x = prepare_input(batch["clip"], runtime, device)
                 labels.append(batch["label"].cpu())
-                for out, values in zip(logits, (learned, uniform)):
+                for out, values in zip(logits, settings):
                     for p, v in zip(params, values):
                         p.copy_(v)
                     with autocast(runtime, device):
                         out.append(net(x).double().cpu())
     finally:
         with torch.no_grad():
-            for p, v in zip(params, learned):
+            for p, v in zip(params, saved):
                 p.copy_(v)
         net.train(was_training)
     if not labels:
         empty = torch.zeros(0, net.num_classes, dtype=torch.float64)
-        return empty, empty, torch.zeros(0, dtype=torch.long)
-    return torch.cat(logits[0]), torch.cat(logits[1]), torch.cat(labels)
+        return [empty for _ in settings], torch.zeros(0, dtype=torch.long)
+    return [torch.cat(o) for o in logits], torch.cat(labels)
 
 
 def _ce_gain(learned: torch.Tensor, uniform: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -258,3 +304,76 @@ def confirmed(heldout: dict[str, Any] | None) -> bool:
     if not heldout or heldout.get("gain") is None:
         return False
     return heldout["gain"] > HELDOUT_SE * heldout["se"]
+
+
+# ---------------------------------------------------------------------- undecided choices
+
+
+def choice_effects(
+    net: Supernet,
+    choices: Sequence[Choice],
+    batches: Iterable[dict[str, Any]],
+    device: torch.device,
+    runtime: RuntimeConfig,
+    dist: Dist,
+) -> list[dict[str, Any]]:
+    """What each undecided choice is worth: the supernet with the learned alpha and
+    beta but that one choice forced to its runner-up, against forced to its winner.
+    Per choice, the mean per-clip cross-entropy difference on ``batches`` (runner-up
+    minus winner, nats: > 0 means the winner predicts better) with its standard
+    error, and the difference in expected cost (GMACs).
+
+    Why: the held-out gain judges the architecture as a whole. A choice left near
+    0.5 is either one the data cannot tell apart (both options predict alike, and
+    then only the cost should decide) or one the search had no time for; forcing it
+    either way and measuring tells the two apart, and says so to the user instead
+    of only "arbitrary" (docs/design.md, "Search decisiveness")."""
+    if not choices:
+        return []
+    learned = [p.detach().clone() for p in net.arch_parameters()]
+    settings, gmacs = [], []
+    for c in choices:
+        for option in (c.winner, c.runner_up):
+            values = _forced(net, learned, c, option)
+            settings.append(values)
+            gmacs.append(_expected_gmacs(net, values))
+    logits, labels = _logits_under(net, batches, device, runtime, settings)
+    ce = nn.functional.cross_entropy
+    out = []
+    for i, c in enumerate(choices):
+        win, other = logits[2 * i], logits[2 * i + 1]
+        d = ce(other, labels, reduction="none") - ce(win, labels, reduction="none")
+        m = _mean_se(d, dist)
+        out.append(
+            {
+                "choice": c.label,
+                "winner": c.names[0],
+                "runner_up": c.names[1],
+                "ce_diff": m["gain"],
+                "se": m["se"],
+                "clips": m["clips"],
+                "gmacs_diff": gmacs[2 * i + 1] - gmacs[2 * i],
+            }
+        )
+    return out
+
+
+def _forced(
+    net: Supernet, learned: list[torch.Tensor], c: Choice, option: int
+) -> list[torch.Tensor]:
+    """The learned alpha and beta with one choice's logits made one-hot on ``option``
+    (its softmax exactly 1 there, 0 elsewhere, in float32)."""
+    values = [v.clone() for v in learned]
+    n_alpha = len(net.alphas)
+    row = values[c.stage][c.row, c.layer] if c.kind == "op" else values[n_alpha + c.stage][c.row]
+    row.fill_(-1e4)
+    row[option] = 0.0
+    return values
+
+
+def _expected_gmacs(net: Supernet, values: list[torch.Tensor]) -> float:
+    n_alpha = len(net.alphas)
+    table = net.cost_table.to(torch.device("cpu"))
+    op_probs = [v.detach().cpu().softmax(-1) for v in values[:n_alpha]]
+    path_probs = [v.detach().cpu().softmax(-1) for v in values[n_alpha:]]
+    return float(expected_cost(table, op_probs, path_probs)) / 1e9

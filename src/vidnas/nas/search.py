@@ -48,7 +48,13 @@ from vidnas.models.cost import network_cost
 from vidnas.models.network import build_network
 from vidnas.models.space import SearchSpace
 from vidnas.nas.architect import Architect, cost_term
-from vidnas.nas.decisiveness import HELDOUT_SE, Decisiveness, confirmed, heldout_gain
+from vidnas.nas.decisiveness import (
+    HELDOUT_SE,
+    Decisiveness,
+    choice_effects,
+    confirmed,
+    heldout_gain,
+)
 from vidnas.nas.decisiveness import measure as measure_decisiveness
 from vidnas.nas.derive import Derivation, derive_from
 from vidnas.nas.supernet import Supernet, inherit_weights
@@ -452,6 +458,14 @@ class SearchLoop(RunLoop):
             cfg.runtime,
             self.dist,
         )
+        effects = choice_effects(
+            self.net,
+            self.decisiveness.choices,
+            self._loader("inference_eval", epoch=0),
+            self.device,
+            cfg.runtime,
+            self.dist,
+        )
         meta = {
             "x-search": {
                 "run_dir": str(self.run.path),
@@ -459,7 +473,9 @@ class SearchLoop(RunLoop):
                 "layers": [list(x) for x in d.layers],
                 "path_prob": d.path_prob,
                 "classes": self.classes,
-                "decisiveness": decisiveness_record(self.decisiveness, self.history, heldout),
+                "decisiveness": decisiveness_record(
+                    self.decisiveness, self.history, heldout, effects
+                ),
             }
         }
         spec = d.spec.replace(meta=meta)
@@ -559,6 +575,7 @@ def decisiveness_record(
     dec: Decisiveness,
     history: list[dict[str, Any]],
     heldout: dict[str, Any] | None = None,
+    effects: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """What ``arch.json`` and the reports say of the decision: the probabilities;
     whether the derived network has been the same for the last ``SETTLED_EPOCHS``
@@ -568,7 +585,8 @@ def decisiveness_record(
     gain on the split the steps fitted, is kept for comparison). The verdict is
     *decided* only when all three hold: shuffled-label searches on the demo's
     benchmark reached the probabilities, and some settled too, but none predicted
-    held-out videos better once calibrated (docs/design.md, "Search decisiveness")."""
+    held-out videos better once calibrated (docs/design.md, "Search decisiveness").
+    ``effects``: :func:`choice_effects` of the undecided choices."""
     unsettled = unsettled_epochs(history)
     settled = not unsettled and len(history) >= SETTLED_EPOCHS
     ok = confirmed(heldout)
@@ -590,6 +608,7 @@ def decisiveness_record(
         "heldout_se": HELDOUT_SE,
         "confirmed": ok,
         "verdict": verdict,
+        "undecided_effects": effects or [],
     }
 
 

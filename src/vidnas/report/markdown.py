@@ -210,6 +210,7 @@ def decisiveness_section(dec: dict[str, Any], history: Sequence[dict[str, Any]])
             "",
             *(f"- {note}" for note in dec["undecided"]),
             "",
+            *_effect_lines(dec),
         ]
     elif dec["settled"] and dec.get("confirmed"):
         lines += [
@@ -236,6 +237,35 @@ def decisiveness_section(dec: dict[str, Any], history: Sequence[dict[str, Any]])
             "",
         ]
     return lines
+
+
+def _effect_lines(dec: dict[str, Any]) -> list[str]:
+    """What forcing each undecided choice either way changes, in plain words."""
+    effects = dec.get("undecided_effects") or []
+    if not effects:
+        return []
+    se_k = dec.get("heldout_se", 2.0)
+    lines = [
+        f"Each undecided choice forced either way in the supernet (the other choices as "
+        f"learned; inference split, {effects[0]['clips']} videos): cross-entropy of the "
+        "runner-up minus the winner, and the expected cost's change:",
+        "",
+    ]
+    for e in effects:
+        if e["ce_diff"] is None:
+            verdict = "not measured"
+        elif abs(e["ce_diff"]) <= se_k * e["se"]:
+            verdict = "no measurable difference: the data do not tell them apart"
+        elif e["ce_diff"] > 0:
+            verdict = f"{e['winner']} predicts better"
+        else:
+            verdict = f"{e['runner_up']} predicts better"
+        diff = "-" if e["ce_diff"] is None else f"{e['ce_diff']:+.3f} +- {e['se']:.3f}"
+        lines.append(
+            f"- {e['choice']}: {e['runner_up']} instead of {e['winner']}: {diff} nats a clip "
+            f"({verdict}); {e['gmacs_diff']:+.4f} GMACs"
+        )
+    return [*lines, ""]
 
 
 def _unsettled(dec: dict[str, Any]) -> str:
