@@ -154,6 +154,10 @@ def test_kill_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_r
     assert "settled:" in res.stdout  # or "not settled:": the CLI says which
     assert "held-out:" in res.stdout  # confirmed, not confirmed or not measured
     assert "verdict:" in res.stdout
+    # An undecided search says what each undecided choice is worth, forced either way.
+    assert ("undecided:" in res.stdout) == ("forced either way" in res.stdout)
+    if "undecided:" in res.stdout:
+        assert " instead of " in res.stdout and " GMACs" in res.stdout
     assert ArchSpec.load(out / "arch.json") == ref.derivation.spec
     for a, b in zip(_final_arch_params(out), _final_arch_params(tmp_path / "ref"), strict=True):
         assert torch.equal(a, b)

@@ -251,21 +251,35 @@ def _effect_lines(dec: dict[str, Any]) -> list[str]:
         "runner-up minus the winner, and the expected cost's change:",
         "",
     ]
-    for e in effects:
-        if e["ce_diff"] is None:
-            verdict = "not measured"
-        elif abs(e["ce_diff"]) <= se_k * e["se"]:
-            verdict = "no measurable difference: the data do not tell them apart"
-        elif e["ce_diff"] > 0:
-            verdict = f"{e['winner']} predicts better"
-        else:
-            verdict = f"{e['runner_up']} predicts better"
-        diff = "-" if e["ce_diff"] is None else f"{e['ce_diff']:+.3f} +- {e['se']:.3f}"
-        lines.append(
-            f"- {e['choice']}: {e['runner_up']} instead of {e['winner']}: {diff} nats a clip "
-            f"({verdict}); {e['gmacs_diff']:+.4f} GMACs"
-        )
+    lines += [f"- {effect_line(e, se_k)}" for e in effects]
     return [*lines, ""]
+
+
+def effect_line(e: dict[str, Any], se_k: float = 2.0) -> str:
+    """One undecided choice forced either way (an entry of ``undecided_effects``), in
+    words: the held-out cross-entropy difference, what it means at ``se_k`` standard
+    errors, and the cost difference."""
+    if e["ce_diff"] is None:
+        verdict = "not measured"
+    elif abs(e["ce_diff"]) <= se_k * e["se"]:
+        verdict = "no measurable difference: the data do not tell them apart"
+    elif e["ce_diff"] > 0:
+        verdict = f"{e['winner']} predicts better"
+    else:
+        verdict = f"{e['runner_up']} predicts better"
+    diff = "-" if e["ce_diff"] is None else f"{_small(e['ce_diff'], 3)} +- {_small(e['se'], 3, '')}"
+    return (
+        f"{e['choice']}: {e['runner_up']} instead of {e['winner']}: {diff} nats a clip "
+        f"({verdict}); {_small(e['gmacs_diff'], 4)} GMACs"
+    )
+
+
+def _small(x: float, decimals: int, sign: str = "+") -> str:
+    """``x`` to ``decimals`` places, or in scientific notation where that would read
+    as zero (a tiny network's differences)."""
+    if x == 0 or abs(x) >= 0.5 * 10**-decimals:
+        return f"{x:{sign}.{decimals}f}"
+    return f"{x:{sign}.1e}"
 
 
 def _unsettled(dec: dict[str, Any]) -> str:
