@@ -140,12 +140,7 @@ def _search(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from vidnas.nas.search import run_search  # lazy
-        from vidnas.report.markdown import (  # lazy
-            effect_line,
-            heldout_line,
-            settled_line,
-            verdict_line,
-        )
+        from vidnas.report.markdown import decision_lines  # lazy
 
         _check_resume(args)
         cfg = None if args.resume else load_config(args.config, args.overrides)
@@ -169,13 +164,9 @@ def _search(sub: argparse._SubParsersAction) -> None:
             for note in dec.undecided:
                 print(f"  - {note}")
             print("  forced either way in the supernet (held-out cross-entropy, cost):")
-            for e in res.decisiveness_record.get("undecided_effects", []):
-                print(f"  - {effect_line(e)}")
         else:
             print(f"winners:       every searched choice has a winner at p >= {dec.threshold:.2f}")
-        print(settled_line(res.decisiveness_record))
-        print(heldout_line(res.decisiveness_record))
-        print(verdict_line(res.decisiveness_record))
+        print("\n".join(decision_lines(res.decisiveness_record)))
         print(f"report:        {res.run_dir / 'report.md'}")
         return 0
 
@@ -351,12 +342,7 @@ def _demo(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from vidnas.apps.demo import run_demo  # lazy
-        from vidnas.report.markdown import (  # lazy
-            effect_line,
-            heldout_line,
-            settled_line,
-            verdict_line,
-        )
+        from vidnas.report.markdown import decision_lines  # lazy
 
         res = run_demo(args.out, args.config, args.overrides, progress=not args.no_progress)
         t = res.test
@@ -367,11 +353,7 @@ def _demo(sub: argparse._SubParsersAction) -> None:
         )
         dec = res.decisiveness
         print(f"search: {len(dec['undecided'])} choice(s) undecided (p < {dec['threshold']:.2f})")
-        for e in dec.get("undecided_effects", []):  # what each is worth, forced either way
-            print(f"  - {effect_line(e)}")
-        print(settled_line(dec))
-        print(heldout_line(dec))
-        print(verdict_line(dec))
+        print("\n".join(decision_lines(dec)))
         phases = ", ".join(f"{k} {v:.0f} s" for k, v in res.timings.items())
         print(f"time: {total / 60:.1f} min ({phases})")
         print(f"report: {res.report}")

@@ -589,6 +589,8 @@ def decisiveness_record(
     ``effects``: :func:`choice_effects` of the undecided choices."""
     unsettled = unsettled_epochs(history)
     settled = not unsettled and len(history) >= SETTLED_EPOCHS
+    heldout = dict(heldout) if heldout else None
+    validate = heldout.pop("validate", None) if heldout else None
     ok = confirmed(heldout)
     if dec.undecided:
         verdict = "undecided"
@@ -603,8 +605,8 @@ def decisiveness_record(
         "settle_epochs": SETTLED_EPOCHS,
         "unsettled_epochs": unsettled,
         "settled": settled,
-        "heldout": {k: v for k, v in heldout.items() if k != "validate"} if heldout else heldout,
-        "validate_gain": heldout.get("validate") if heldout else None,
+        "heldout": heldout,
+        "validate_gain": validate,
         "heldout_se": HELDOUT_SE,
         "confirmed": ok,
         "verdict": verdict,

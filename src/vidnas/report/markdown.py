@@ -367,6 +367,18 @@ def verdict_line(dec: dict[str, Any]) -> str:
     return f"verdict:       {text}"
 
 
+def decision_lines(dec: dict[str, Any]) -> list[str]:
+    """The terminal's account of the decision, the same for `vidnas search` and
+    `vidnas demo`: what each undecided choice is worth, then settling, the held-out
+    check and the verdict."""
+    return [
+        *(f"  - {effect_line(e)}" for e in dec.get("undecided_effects", [])),
+        settled_line(dec),
+        heldout_line(dec),
+        verdict_line(dec),
+    ]
+
+
 _OPTIMIZERS = {"sgd": "SGD", "adamw": "AdamW"}  # as the papers spell them
 
 
