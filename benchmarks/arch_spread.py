@@ -17,8 +17,8 @@ Two ways to train:
 
   (the demo preset: the echo task at lag 8, docs/results.md "The echo task").
 
-* default: a quick probe on clips of the order task rendered in memory
-  (``context_probe.py``), SGD with a one-cycle schedule::
+* default: a quick probe on clips of flashes in two halves of the frame,
+  rendered in memory (``context_probe.py``), SGD with a one-cycle schedule::
 
       python benchmarks/arch_spread.py --period 10 --event 3 --random 8 --seeds 0 1 \\
           --device cuda --workers 6 --json spread.jsonl
@@ -80,8 +80,8 @@ def _specs(args: argparse.Namespace) -> list[ArchSpec]:
 
 def _pipeline_job(job: dict) -> dict:
     from vidnas.apps.evaluate import run_test
-    from vidnas.apps.train import run_train
     from vidnas.config import with_overrides
+    from vidnas.loops.train import run_train
 
     torch.set_num_threads(job["threads"])
     a = job["args"]
@@ -104,27 +104,6 @@ def _pipeline_job(job: dict) -> dict:
     }
 
 
-def synth_clips(n: int, frames: int, size: int, period: int, event: int, seed: int):
-    """``n`` clips of ``vidnas data synth --task order`` (its renderer, no video coding),
-    centre-cropped to ``size`` x ``size`` and normalised as the loader does."""
-    import numpy as np
-
-    from vidnas.data.synth import render_order_video
-
-    width = -(-size * 4 // 3)
-    labels = np.arange(n) % 4
-    x = np.stack(
-        [
-            render_order_video(int(y), frames, width, period, event, seed * 100_003 + i)
-            for i, y in enumerate(labels)
-        ]
-    )
-    h, w = x.shape[2:4]
-    x = x[:, :, (h - size) // 2 : (h - size) // 2 + size, (w - size) // 2 : (w - size) // 2 + size]
-    x = (torch.from_numpy(x).float().permute(0, 4, 1, 2, 3) / 255.0 - 0.45) / 0.225
-    return x, torch.from_numpy(labels)
-
-
 def _job(job: dict) -> dict:
     if job["args"]["pipeline"]:
         return _pipeline_job(job)
@@ -132,15 +111,13 @@ def _job(job: dict) -> dict:
     dev = torch.device(job["device"])
     spec = ArchSpec.from_dict(job["spec"])
     a = job["args"]
-    make = synth_clips if a["renderer"] == "synth" else clips
-    tr = make(a["videos"], a["frames"], a["size"], a["period"], a["event"], 1)
-    te = make(a["test_videos"], a["frames"], a["size"], a["period"], a["event"], 2)
+    tr = clips(a["videos"], a["frames"], a["size"], a["period"], a["event"], 1)
+    te = clips(a["test_videos"], a["frames"], a["size"], a["period"], a["event"], 2)
     data = tuple(t.to(dev) for t in (*tr, *te))
     started = time.perf_counter()
     top1 = train_eval(spec, data, a["steps"], job["seed"], a["lr"], a["batch"])
     return {
-        "task": f"{a['renderer']} p{a['period']}e{a['event']}f{a['frames']}s{a['size']} "
-        f"{a['steps']} steps",
+        "task": f"probe p{a['period']}e{a['event']}f{a['frames']}s{a['size']} {a['steps']} steps",
         "arch": spec.name,
         "gmacs": network_cost(spec).macs / 1e9,
         "seed": job["seed"],
@@ -156,12 +133,6 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", help="key=value overrides of the config")
     ap.add_argument("--pipeline", action="store_true", help="retrain and test with vidnas")
     ap.add_argument("--out", default="runs/arch-spread", help="--pipeline: run folders")
-    ap.add_argument(
-        "--renderer",
-        choices=["probe", "synth"],
-        default="synth",
-        help="synth: vidnas data synth --task order; probe: context_probe.py's plain clips",
-    )
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--period", type=int, nargs="+", default=[10])

@@ -38,8 +38,10 @@ def measure(
     import torch
 
     from vidnas.config import load_config
-    from vidnas.engine.runtime import autocast, prepare_input, prepare_module, resolve_device
-    from vidnas.nas.search import cost_term, search_space
+    from vidnas.engine.distributed import Dist
+    from vidnas.engine.runtime import Runtime
+    from vidnas.models.space import search_space
+    from vidnas.nas.penalty import CostPenalty
     from vidnas.nas.supernet import Supernet
 
     cfg = load_config(
@@ -51,7 +53,9 @@ def measure(
             f"runtime.activation_checkpointing={str(activation_checkpointing).lower()}",
         ],
     )
-    dev = resolve_device(cfg.runtime)
+    rt = Runtime.open(cfg.runtime, Dist())
+    dev = rt.device
+    penalty = CostPenalty.from_config(cfg.search)
     torch.manual_seed(0)
     if kind == "train":  # the derived network's training step (retraining)
         from vidnas.models.archs import baseline_spec, resolve_arch
@@ -63,7 +67,7 @@ def measure(
             if preset == "paper"
             else baseline_spec(space, cfg.input, 400)
         )
-        net = prepare_module(build_network(spec.replace(input=tuple(cfg.input))), cfg.runtime, dev)
+        net = rt.module(build_network(spec.replace(input=tuple(cfg.input))))
         w_opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     else:
         supernet = Supernet(
@@ -72,16 +76,16 @@ def measure(
             400,
             activation_checkpointing=cfg.runtime.activation_checkpointing,
         )
-        net = prepare_module(supernet, cfg.runtime, dev)
+        net = rt.module(supernet)
         w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.01, momentum=0.9)
         a_opt = torch.optim.Adam(net.arch_parameters(), lr=3e-4)
         weights = list(net.weight_parameters())
-    x = prepare_input(torch.randn(batch, *cfg.input), cfg.runtime, dev)
+    x = rt.input(torch.randn(batch, *cfg.input))
     y = torch.randint(0, 400, (batch,), device=dev)
 
     def step() -> None:
         if kind in ("weight", "train"):
-            with autocast(cfg.runtime, dev):
+            with rt.autocast():
                 loss = torch.nn.functional.cross_entropy(net(x).float(), y)
             w_opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -89,10 +93,10 @@ def measure(
         else:
             for p in weights:
                 p.requires_grad_(False)
-            with autocast(cfg.runtime, dev):
+            with rt.autocast():
                 logits = net(x)
             loss = torch.nn.functional.cross_entropy(logits.float(), y)
-            loss = loss + cost_term(net.expected_macs() / 1e9, cfg).float()
+            loss = loss + penalty(net.expected_macs() / 1e9).float()
             a_opt.zero_grad(set_to_none=True)
             loss.backward()
             a_opt.step()

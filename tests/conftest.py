@@ -76,7 +76,7 @@ def kill_mid_epoch(
 
 @pytest.fixture(scope="session")
 def finished_search(tmp_path_factory, data_root):
-    from vidnas.nas.search import run_search
+    from vidnas.loops.search import run_search
 
     out = tmp_path_factory.mktemp("runs") / "search"
     return out, run_search(tiny(data_root), out=out, progress=False)
@@ -85,7 +85,7 @@ def finished_search(tmp_path_factory, data_root):
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, data_root, finished_search):
     """The searched architecture retrained from the supernet's weights."""
-    from vidnas.apps.train import run_train
+    from vidnas.loops.train import run_train
 
     search_dir, _ = finished_search
     out = tmp_path_factory.mktemp("runs") / "train"

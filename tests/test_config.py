@@ -89,7 +89,7 @@ def test_with_overrides_makes_a_validated_copy():
         ("train.optimizer=lion", "train.optimizer: expected one of 'sgd', 'adamw'"),
         ("search.w_lr_warmup_epochs=-1", "search.w_lr_warmup_epochs: must be in [0, search."),
         ("train.lr_warmup_epochs=999", "train.lr_warmup_epochs: must be in [0, train.epochs)"),
-        ("data.synth.task=spin", "data.synth.task: expected one of 'motion', 'order'"),
+        ("data.synth.task=spin", "data.synth.task: expected one of 'motion', 'echo'"),
     ],
 )
 def test_bad_values_name_the_key(override, message):

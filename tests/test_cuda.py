@@ -36,13 +36,13 @@ def test_search_train_test_predict_export_on_cuda(tmp_path, data_root, precision
     from vidnas.apps.evaluate import run_test
     from vidnas.apps.export import export
     from vidnas.apps.predict import predict
-    from vidnas.apps.train import run_train
-    from vidnas.nas.search import run_search
+    from vidnas.loops.search import run_search
+    from vidnas.loops.train import run_train
 
     over = ("runtime.device=cuda", f"runtime.precision={precision}")
     cfg = tiny(data_root, *over)
     sres = run_search(cfg, out=tmp_path / "search", progress=False)
-    assert sres.decisiveness is not None
+    assert sres.verdict is not None
     tres = run_train(
         tmp_path / "search" / "arch.json",
         cfg,

@@ -19,8 +19,9 @@ LAYERS = [
     {"vidnas.engine"},
     {"vidnas.data"},
     {"vidnas.models"},
-    {"vidnas.report"},
     {"vidnas.nas"},
+    {"vidnas.report"},
+    {"vidnas.loops"},
     {"vidnas.apps", "vidnas", "vidnas.__main__"},
 ]
 

@@ -2,7 +2,12 @@
 
 The data flows one way: config -> search space -> supernet -> search ->
 architecture spec (JSON) -> network -> train / test / predict / export.
-docs/design.md maps each step to its subpackage.
+The subpackages are layers, each importing only from those before it:
+``config`` and ``errors``; ``engine`` (runtime, run directories, the shared
+loop); ``data``; ``models`` (space, spec, cost, networks); ``nas`` (supernet,
+architecture step, derivation, the verdict); ``report``; ``loops`` (the search
+and retraining runs); ``apps`` (test, predict, export, compare, demo, the
+command line). docs/design.md maps each step to its module.
 
 The names below are imported on first use (PEP 562), so that ``import vidnas``
 and the ``vidnas`` command start without loading torch until they need it.
@@ -36,8 +41,9 @@ _EXPORTS = {
     "resolve_arch": "vidnas.models.archs",
     "load_trained": "vidnas.models.model_file",
     "Supernet": "vidnas.nas.supernet",
-    "run_search": "vidnas.nas.search",
-    "run_train": "vidnas.apps.train",
+    "Verdict": "vidnas.nas.verdict",
+    "run_search": "vidnas.loops.search",
+    "run_train": "vidnas.loops.train",
     "run_test": "vidnas.apps.evaluate",
     "predict": "vidnas.apps.predict",
     "export": "vidnas.apps.export",

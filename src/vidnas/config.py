@@ -81,14 +81,11 @@ class SynthConfig:
     """The built-in synthetic action dataset (written as real video files; see
     ``vidnas.data.synth`` for its classes)."""
 
-    # motion: classes told apart by how small objects move (up to 10; 3-9 frames of
-    # context). order: 4 classes told apart only by the order of colour flashes
-    # ``period`` frames apart, so a network needs ``period - event + 2`` frames of
-    # temporal context (docs/design.md, "Data"). cycle: the same context, one
-    # whole-frame stream whose colour steps 1-4 of 5 per flash (4 classes). echo: every
-    # frame's colour comes back 1-4 of 5 colours on ``lag`` frames later (4 classes), so a
-    # network needs ``lag + 1`` frames of context: the benchmark where architecture decides.
-    task: Literal["motion", "order", "cycle", "echo"] = "motion"
+    # What tells the classes apart (one module per task in vidnas.data.synth;
+    # docs/design.md, "Data"). motion: how small objects move (up to 10 classes; 3-9
+    # frames of context). echo: every frame's colour comes back 1-4 of 5 colours on
+    # ``lag`` frames later (4 classes), so a network needs ``lag + 1`` frames of context.
+    task: Literal["motion", "echo"] = "motion"
     # motion: the first ``classes`` of the 10 built-in motion classes; others: 4.
     classes: int = 10
     per_class: int = 30
@@ -98,9 +95,6 @@ class SynthConfig:
     size: int = 96
     fps: int = 25
     seed: int = 0
-    # order and cycle tasks: each flash lasts ``event`` frames and starts every ``period`` frames.
-    period: int = 8
-    event: int = 3
     # echo task: frames between a colour and its echo.
     lag: int = 8
 
@@ -580,7 +574,21 @@ def _index(part: str, seq: list, where: str) -> int:
 _DIMENSIONS = ("channels", "ops", "depth")
 
 
+# The order and cycle tasks were retired; every config saved while they existed holds
+# their two settings at these defaults, which load as nothing. Other values meant one
+# of those tasks, which no longer exists: refused, naming the key.
+_RETIRED_SYNTH = {"period": 8, "event": 3}
+
+
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    synth = data.get("data", {}).get("synth") if isinstance(data.get("data"), dict) else None
+    if isinstance(synth, dict):
+        for key, default in _RETIRED_SYNTH.items():
+            if key in synth and synth.pop(key) != default:
+                raise ConfigError(
+                    f"data.synth.{key}: belonged to the retired order and cycle tasks; "
+                    "the synthetic tasks are motion and echo"
+                )
     search = data.get("search")
     if not isinstance(search, dict):
         return data

@@ -6,8 +6,8 @@ import torch
 from tests.conftest import cli
 from vidnas.apps.compare import NoSameCostArchitectures, _sample_within
 from vidnas.models.cost import network_cost
+from vidnas.models.space import search_space
 from vidnas.nas.derive import sample_derivation
-from vidnas.nas.search import search_space
 
 
 def test_random_architectures_are_drawn_within_the_cost_band(tiny_cfg):

@@ -14,11 +14,11 @@ import torch
 from tests.conftest import ASSETS, cli, kill_mid_epoch, tiny
 from vidnas.apps.export import export
 from vidnas.apps.predict import predict
-from vidnas.apps.train import run_train
 from vidnas.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vidnas.loops.train import run_train
 from vidnas.models.model_file import load_trained
 from vidnas.models.spec import ArchSpec
-from vidnas.nas.search import load_supernet
+from vidnas.nas.supernet import load_supernet
 
 pytestmark = pytest.mark.slow
 
@@ -43,8 +43,8 @@ def test_training_writes_checkpoints_metrics_and_report(trained):
 
 
 def test_init_from_copies_the_path_and_recomputes_batchnorm(tmp_path, data_root, finished_search):
-    from vidnas.apps.train import TrainLoop
     from vidnas.engine.rundir import RunDir
+    from vidnas.loops.train import TrainLoop
 
     search_dir, sres = finished_search
     cfg = tiny(data_root, "runtime.channels_last=false")

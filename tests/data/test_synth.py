@@ -21,14 +21,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vidnas.config import SynthConfig
-from vidnas.data.synth import (
-    CLASS_NAMES,
-    check_synth_config,
-    groups_of,
-    program_steps,
-    split_test_groups,
-    write_synthetic,
-)
+from vidnas.data.synth import CLASS_NAMES, check_synth_config, write_synthetic
+from vidnas.data.synth.layout import groups_of, settings, split_test_groups
+from vidnas.data.synth.motion import program_steps
 
 # --------------------------------------------------------------------------- programs
 
@@ -282,142 +277,12 @@ def test_a_frame_model_stays_at_chance_where_a_clip_model_learns(tmp_path):
     assert clip_acc > 0.85
 
 
-# --------------------------------------------------------------------------- order task
+# --------------------------------------------------------------------------- tasks
 
 
-def _order_windows(backward: bool, length: int, period: int, event: int) -> Counter:
-    """Every window of ``length`` frames of one half, over every phase and start."""
-    from vidnas.data.synth import order_stream
-
-    out: Counter = Counter()
-    for phase in range(4 * period):
-        s = order_stream(backward, phase, 4 * period + length, period, event)
-        for start in range(4 * period):
-            out[tuple(s[start : start + length])] += 1
-    return out
-
-
-@pytest.mark.parametrize(("period", "event"), [(8, 3), (6, 2), (12, 4)])
-def test_order_task_needs_exactly_its_context(period, event):
-    """Windows of up to period - event + 1 frames are distributed identically for
-    both directions (so the ends of a clip, at a uniform phase, tell nothing); at
-    period - event + 2 frames an ordered pair shows and the directions differ."""
-    need = period - event + 2
-    for length in range(1, need):
-        assert _order_windows(False, length, period, event) == _order_windows(
-            True, length, period, event
-        ), length
-    fwd, back = (
-        _order_windows(False, need, period, event),
-        _order_windows(True, need, period, event),
-    )
-    assert fwd != back
-    # Not only as multisets: no window of `need` frames with two flashes occurs in both.
-    two = {w for w in fwd if len({c for c in w if c >= 0}) == 2}
-    assert two and not two & {w for w in back if len({c for c in w if c >= 0}) == 2}
-
-
-def test_order_dataset_layout_marker_and_checks(tmp_path):
-    from vidnas.data.synth import ORDER_CLASSES, render_order_video
+def test_an_unknown_task_is_refused_by_name():
     from vidnas.errors import ConfigError
 
-    synth = SynthConfig(task="order", classes=4, per_class=2, frames=12, size=32)
-    out = write_synthetic(tmp_path / "order", synth)
-    ind = (out / "ucfTrainTestlist" / "classInd.txt").read_text().split()
-    assert ind[1::2] == list(ORDER_CLASSES)
-    assert len(list((out / "UCF-101").rglob("*.avi"))) == 8
-    marker = (out / "synth.json").read_text()
-    assert '"task": "order"' in marker and '"period": 8' in marker
-    # A single frame is uniform over colours whatever the class: the label is in order only.
-    v = render_order_video(3, 12, 32, 8, 3, seed=1)
-    assert v.shape == (12, 24, 32, 3) and v.dtype == np.uint8
-    # No video has a background of its own (a supernet memorised those): where a half
-    # shows no flash it is the same grey in every video.
-    assert '"background": "plain"' in marker
-    for seed in (1, 2):
-        w = render_order_video(0, 12, 32, 8, 3, seed=seed)
-        dark = [(t, h) for t in range(12) for h in (0, 1) if w[t, h * 12 : (h + 1) * 12].max() < 91]
-        assert dark and all((w[t, h * 12 : (h + 1) * 12] == 90).all() for t, h in dark)
-    for bad, key in [
-        (dict(classes=10), "classes"),
-        (dict(period=3, event=3), "period"),
-        (dict(frames=10), "frames"),
-        (dict(event=0), "event"),
-    ]:
-        with pytest.raises(ConfigError, match=f"data.synth.{key}"):
-            write_synthetic(tmp_path / "bad", SynthConfig(**{**synth.__dict__, **bad}))
-
-
-def test_motion_marker_is_unchanged_by_the_order_task(tiny_synth_root):
-    """Datasets written before the order task existed still match their config."""
-    import json
-
-    settings = json.loads((tiny_synth_root / "synth.json").read_text())["settings"]
-    assert not {"task", "period", "event"} & set(settings)
-
-
-# --------------------------------------------------------------------------- cycle task
-
-
-def _cycle_windows(step: int, length: int, period: int, event: int) -> Counter:
-    """Every window of ``length`` frames, over every start colour, phase and offset."""
-    from vidnas.data.synth import cycle_stream
-
-    out: Counter = Counter()
-    for colour in range(5):
-        for phase in range(period):
-            s = cycle_stream(step, colour, phase, 5 * period + length, period, event)
-            for start in range(5 * period):
-                out[tuple(s[start : start + length])] += 1
-    return out
-
-
-@pytest.mark.parametrize(("period", "event"), [(8, 3), (6, 2)])
-def test_cycle_task_needs_exactly_its_context(period, event):
-    """Windows shorter than period - event + 2 frames are distributed identically for
-    all four steps; at that length two flashes show and every two-flash window
-    belongs to one step only."""
-    need = period - event + 2
-    for length in range(1, need):
-        first = _cycle_windows(1, length, period, event)
-        assert all(_cycle_windows(s, length, period, event) == first for s in (2, 3, 4)), length
-    pairs = []
-    for step in (1, 2, 3, 4):
-        w = _cycle_windows(step, need, period, event)
-        pairs.append({x for x in w if len({c for c in x if c >= 0}) == 2})
-    assert all(pairs)
-    assert all(not pairs[i] & pairs[j] for i in range(4) for j in range(i + 1, 4))
-
-
-def test_cycle_dataset_classes_are_the_colour_steps(tmp_path):
-    """Decoded from the written AVIs, successive flashes advance by the class's step."""
-    from vidnas.data.decode import read_frames
-    from vidnas.data.synth import _CYCLE_HUES, CYCLE_CLASSES, _hsv
-
-    synth = SynthConfig(task="cycle", classes=4, per_class=2, frames=24, size=32)
-    out = write_synthetic(tmp_path / "cycle", synth)
-    ind = (out / "ucfTrainTestlist" / "classInd.txt").read_text().split()
-    assert ind[1::2] == list(CYCLE_CLASSES)
-    marker = (out / "synth.json").read_text()
-    assert '"task": "cycle"' in marker and "advances 3 of 5" in marker
-    palette = np.array([0.4 * 90 + 0.6 * np.asarray(_hsv(h, 0.9, 1.0)) for h in _CYCLE_HUES])
-    for label, name in enumerate(CYCLE_CLASSES):
-        for avi in sorted((out / "UCF-101" / name).glob("*.avi")):
-            frames = read_frames(avi, list(range(24))).numpy().astype(float)
-            mean = frames.reshape(24, -1, 3).mean(1)
-            flash = np.abs(mean - 90).max(1) > 20  # grey between flashes
-            assert (np.abs(mean[~flash] - 90) < 3).all()
-            colours = [int(np.abs(palette - m).sum(1).argmin()) for m in mean[flash]]
-            runs = [c for i, c in enumerate(colours) if i == 0 or c != colours[i - 1]]
-            assert len(runs) >= 2
-            assert all((b - a) % 5 == label + 1 for a, b in itertools.pairwise(runs)), (name, runs)
-
-
-def test_cycle_task_checks():
-    from vidnas.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="data.synth.classes"):
-        check_synth_config(SynthConfig(task="cycle", classes=5))
     with pytest.raises(ConfigError, match="data.synth.task"):
         check_synth_config(SynthConfig(task="spin"))
 
@@ -428,7 +293,7 @@ def test_cycle_task_checks():
 def _echo_windows(step: int, length: int, lag: int) -> Counter:
     """Every window of ``length`` frames of every echo stream, over every choice of the
     first ``lag`` colours and every offset within two lags."""
-    from vidnas.data.synth import echo_stream
+    from vidnas.data.synth.echo import echo_stream
 
     out: Counter = Counter()
     for first in itertools.product(range(5), repeat=lag):
@@ -455,18 +320,18 @@ def test_echo_dataset_frames_come_back_a_step_on(tmp_path):
     """Decoded from the written AVIs, every frame's colour is the class's step on from
     the colour ``lag`` frames before it, and the first ``lag`` frames are not all alike."""
     from vidnas.data.decode import read_frames
-    from vidnas.data.synth import _CYCLE_HUES, CYCLE_CLASSES, _hsv
+    from vidnas.data.synth.echo import CLASSES
+    from vidnas.data.synth.video import GREY, HUES, hsv
 
     lag, frames = 5, 20
     synth = SynthConfig(task="echo", classes=4, per_class=2, frames=frames, size=32, lag=lag)
     out = write_synthetic(tmp_path / "echo", synth)
     ind = (out / "ucfTrainTestlist" / "classInd.txt").read_text().split()
-    assert ind[1::2] == list(CYCLE_CLASSES)
+    assert ind[1::2] == list(CLASSES)
     marker = (out / "synth.json").read_text()
     assert '"task": "echo"' in marker and "comes back 3 of 5 on, 5 frames later" in marker
-    assert '"period"' not in marker
-    palette = np.array([0.4 * 90 + 0.6 * np.asarray(_hsv(h, 0.9, 1.0)) for h in _CYCLE_HUES])
-    for label, name in enumerate(CYCLE_CLASSES):
+    palette = np.array([0.4 * GREY + 0.6 * np.asarray(hsv(h, 0.9, 1.0)) for h in HUES])
+    for label, name in enumerate(CLASSES):
         for avi in sorted((out / "UCF-101" / name).glob("*.avi")):
             x = read_frames(avi, list(range(frames))).numpy().astype(float)
             assert x.reshape(frames, -1, 3).std(1).max() < 3  # one tint per frame
@@ -488,10 +353,14 @@ def test_echo_task_checks_and_markers(tmp_path):
     ]:
         with pytest.raises(ConfigError, match=f"data.synth.{key}"):
             check_synth_config(SynthConfig(**{"task": "echo", "classes": 4, **bad}))
-    # The other tasks' markers do not gain the echo task's lag, so datasets written
-    # before it still match their config.
-    from vidnas.data.synth import _settings
+    # Each marker holds the settings its task reads, and the motion task's predates the
+    # task key: datasets written before a setting existed still match their config.
+    assert set(settings(SynthConfig())) == {"classes", "per_class", "frames", "size", "fps", "seed"}
+    assert settings(SynthConfig(task="echo", classes=4))["lag"] == 8
 
-    assert "lag" not in _settings(SynthConfig(task="cycle", classes=4))
-    assert "lag" not in _settings(SynthConfig())
-    assert _settings(SynthConfig(task="echo", classes=4))["lag"] == 8
+
+def test_motion_marker_holds_only_what_the_motion_task_reads(tiny_synth_root):
+    import json
+
+    saved = json.loads((tiny_synth_root / "synth.json").read_text())["settings"]
+    assert not {"task", "lag"} & set(saved)

@@ -19,7 +19,7 @@ def main() -> None:
     what, out, data_root, *overrides = sys.argv[1:]
     cfg = load_config("tiny", [f"data.root={data_root}", "runtime.threads=1", *overrides])
     if what == "search":
-        from vidnas.nas.search import KIND, SearchLoop
+        from vidnas.loops.search import KIND, SearchLoop
 
         run, cfg, state = open_run(KIND, cfg, out, True)
         loop = SearchLoop(cfg, run, progress=False)
@@ -34,7 +34,7 @@ def main() -> None:
             "spec": res.derivation.spec.to_dict(),
         }
     else:
-        from vidnas.apps.train import KIND, TrainLoop
+        from vidnas.loops.train import KIND, TrainLoop
 
         run, cfg, state = open_run(KIND, cfg, out, True)
         loop = TrainLoop(cfg, run, "r2plus1d-baseline", progress=False)

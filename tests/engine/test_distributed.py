@@ -21,7 +21,7 @@ import torch.multiprocessing as mp
 from tests.conftest import tiny
 from vidnas.engine.checkpoint import load_checkpoint
 from vidnas.engine.distributed import Dist, shard_batches
-from vidnas.engine.runtime import prepare_module
+from vidnas.engine.runtime import Runtime
 from vidnas.engine.steps import weight_step
 from vidnas.models.archs import resolve_arch
 from vidnas.models.network import build_network
@@ -72,7 +72,7 @@ def _step_worker(rank: int, port: int, parts: list[list[int]], out: str) -> None
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     tdist.init_process_group("gloo", rank=rank, world_size=2)
     torch.set_num_threads(1)
-    net, opt, batch, cfg = _step_setup()
+    net, opt, batch, _ = _step_setup()
     dist = Dist(rank, 2, rank)
     ddp = torch.nn.parallel.DistributedDataParallel(net)
     mine = parts[rank]
@@ -85,12 +85,10 @@ def _step_worker(rank: int, port: int, parts: list[list[int]], out: str) -> None
         list(net.parameters()),
         opt,
         local,
-        torch.device("cpu"),
-        cfg.runtime,
+        Runtime(torch.device("cpu"), dist=dist),
         0.1,
         None,
         lambda _: None,
-        dist,
     )
     torch.save([p.detach() for p in net.parameters()], f"{out}/rank{rank}.pt")
     tdist.destroy_process_group()
@@ -100,9 +98,7 @@ def _step_setup():
     cfg = tiny(Path("unused"))
     spec = resolve_arch("r2plus1d-baseline", SearchSpace.from_config(cfg.space))
     torch.manual_seed(0)
-    net = prepare_module(
-        build_network(spec.replace(num_classes=4), 0.0), cfg.runtime, torch.device("cpu")
-    )
+    net = Runtime(torch.device("cpu")).module(build_network(spec.replace(num_classes=4), 0.0))
     net.eval()  # BatchNorm on running statistics: the step no longer depends on the split
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     gen = torch.Generator().manual_seed(1)
@@ -118,14 +114,13 @@ def test_a_two_process_step_is_the_step_on_the_global_batch(tmp_path, parts):
     """With per-batch statistics out of the way (BatchNorm in eval mode), one DDP
     weight step over 2 ranks equals one single-process step on the whole batch, also
     when the clips are split unevenly (an unreadable video) or one rank has none."""
-    net, opt, batch, cfg = _step_setup()
+    net, opt, batch, _ = _step_setup()
     weight_step(
         net,
         list(net.parameters()),
         opt,
         batch,
-        torch.device("cpu"),
-        cfg.runtime,
+        Runtime(torch.device("cpu")),
         0.1,
         None,
         lambda _: None,

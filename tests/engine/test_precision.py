@@ -13,14 +13,14 @@ import torch
 from torch.nn import functional as F
 
 from tests.conftest import tiny
-from vidnas.apps.train import TrainLoop, run_train
 from vidnas.config import ConfigError, RuntimeConfig, load_config
 from vidnas.engine import runtime
 from vidnas.engine.checkpoint import load_checkpoint
 from vidnas.engine.rundir import open_run
-from vidnas.engine.runtime import autocast, grad_scaler, resolve_precision
+from vidnas.engine.runtime import Runtime, grad_scaler, resolve_precision
+from vidnas.loops.search import SearchLoop, run_search
+from vidnas.loops.train import TrainLoop, run_train
 from vidnas.models.spec import ArchSpec
-from vidnas.nas.search import SearchLoop, run_search
 
 CPU = torch.device("cpu")
 FRESH_SCALER = torch.amp.GradScaler("cpu").state_dict()
@@ -91,12 +91,9 @@ def test_explicit_precisions_are_kept_and_auto_on_cuda_needs_no_measurement(monk
     assert resolve_precision(RuntimeConfig(precision="auto"), cuda) == "fp16"
 
 
-def test_autocast_refuses_an_unresolved_auto_and_only_fp16_scales():
-    with (
-        pytest.raises(ValueError, match="resolve_precision"),
-        autocast(RuntimeConfig(precision="auto"), CPU),
-    ):
-        pass
+def test_a_runtime_refuses_an_unresolved_auto_and_only_fp16_scales():
+    with pytest.raises(ValueError, match="resolve_precision"):
+        Runtime(CPU, "auto")
     assert grad_scaler("fp16", CPU).is_enabled()
     assert not grad_scaler("bf16", CPU).is_enabled()
     assert not grad_scaler("fp32", CPU).is_enabled()
@@ -115,8 +112,8 @@ def test_auto_is_resolved_once_recorded_and_reused_on_resume(tmp_path, data_root
     run, cfg, _ = open_run("train", asked, out, None)
     loop = TrainLoop(cfg, run, "r2plus1d-baseline", progress=False)
     assert calls == [CPU]
-    assert loop.precision == "bf16" and loop.cfg.runtime.precision == "bf16"
-    assert asked.runtime.precision == "auto"  # the caller's config is left alone
+    assert loop.rt.precision == "bf16" and loop.resolved_config().runtime.precision == "bf16"
+    assert loop.cfg is asked and asked.runtime.precision == "auto"  # left as asked
     assert not loop.scaler.is_enabled()
     loop.initialise(None)
     saved = _last(out, "train")
@@ -132,7 +129,7 @@ def test_auto_is_resolved_once_recorded_and_reused_on_resume(tmp_path, data_root
     assert cfg.runtime.precision == "bf16"
     loop = TrainLoop(cfg, run, ArchSpec.load(run.arch_path), progress=False)
     loop.load_state_dict(state)
-    assert loop.precision == "bf16" and calls == [CPU]
+    assert loop.rt.precision == "bf16" and calls == [CPU]
 
 
 @pytest.mark.slow
@@ -191,11 +188,11 @@ def test_fp16_search_scales_both_steps_and_resumes_exactly(tmp_path, data_root, 
     monkeypatch.undo()
     cut = _last(tmp_path / "cut", "search")
     assert (cut["epoch"], cut["step"]) == (0, 2)
-    for key in ("scaler", "a_scaler"):
-        assert cut[key] and cut[key] != FRESH_SCALER, key
+    for scaler in (cut["scaler"], cut["a_opt"]["scaler"]):  # weight and architecture steps
+        assert scaler and scaler != FRESH_SCALER
 
     run_search(resume=tmp_path / "cut", progress=False)
     a, b = _last(tmp_path / "cut", "search"), _last(tmp_path / "ref", "search")
-    assert (a["scaler"], a["a_scaler"]) == (b["scaler"], b["a_scaler"])
+    assert (a["scaler"], a["a_opt"]["scaler"]) == (b["scaler"], b["a_opt"]["scaler"])
     assert a["model"].keys() == b["model"].keys()
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])

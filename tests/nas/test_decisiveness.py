@@ -1,4 +1,5 @@
-"""The search says when it did not decide: decisiveness on the derived path."""
+"""The search says when it did not decide: decisiveness on the derived path, the
+held-out check, and the verdict they make."""
 
 import json
 
@@ -6,28 +7,26 @@ import pytest
 import torch
 from torch import nn
 
-from vidnas.config import RuntimeConfig
 from vidnas.data.index import VideoIndex, VideoRecord
-from vidnas.engine.distributed import Dist
+from vidnas.engine.runtime import Runtime
+from vidnas.loops.search_data import shuffled_labels
 from vidnas.models.spec import ArchSpec
-from vidnas.nas.decisiveness import (
-    calibrated_gain,
-    choice_effects,
-    confirmed,
-    heldout_gain,
-    measure,
-)
+from vidnas.nas.decisiveness import measure
 from vidnas.nas.derive import derive
-from vidnas.nas.search import _shuffled_labels, unsettled_epochs
+from vidnas.nas.heldout import calibrated_gain, choice_effects, confirmed, heldout_gain
 from vidnas.nas.supernet import Supernet
-from vidnas.report.markdown import (
-    decisiveness_section,
+from vidnas.nas.verdict import Verdict, unsettled_epochs
+from vidnas.report.verdict import (
     heldout_line,
     settled_line,
+    terminal_lines,
     verdict_line,
+    verdict_section,
 )
 
 from .test_supernet import CLASSES, INPUT, one_hot, small_space
+
+CPU = Runtime(torch.device("cpu"))
 
 
 def uniform(space):
@@ -99,12 +98,12 @@ def test_fixed_choices_are_not_counted():
 
 def test_shuffled_labels_permute_labels_and_keep_videos():
     part = VideoIndex([VideoRecord(f"v{i}.avi", i % 4) for i in range(40)], list("abcd"))
-    a = _shuffled_labels(part, 0, "train")
+    a = shuffled_labels(part, 0, "train")
     assert [r.path for r in a.records] == [r.path for r in part.records]
     assert sorted(r.label for r in a.records) == sorted(r.label for r in part.records)
     assert [r.label for r in a.records] != [r.label for r in part.records]
-    assert a.records == _shuffled_labels(part, 0, "train").records  # seeded
-    assert a.records != _shuffled_labels(part, 1, "train").records
+    assert a.records == shuffled_labels(part, 0, "train").records  # seeded
+    assert a.records != shuffled_labels(part, 1, "train").records
 
 
 def test_a_short_search_reports_itself_undecided(finished_search):
@@ -116,15 +115,17 @@ def test_a_short_search_reports_itself_undecided(finished_search):
         assert key in rows[-1], key
     assert rows[-1]["op_win_min"] < 0.6 and rows[-1]["undecided"] > 0
     meta = ArchSpec.load(out / "arch.json").meta["x-search"]["decisiveness"]
-    assert meta["decided"] is False and meta["undecided"] == list(result.decisiveness.undecided)
-    assert meta["unsettled_epochs"] == unsettled_epochs(result.history)
-    assert meta["settled"] is (not meta["unsettled_epochs"] and len(result.history) >= 3)
+    assert meta == result.verdict.to_dict()
+    assert meta["decided"] is False and meta["undecided"] == list(result.verdict.undecided)
+    assert meta["settled"] is False  # 2 epochs: fewer than the 3 settling needs
     assert meta["verdict"] == "undecided"
     inference = json.loads((out / "split.json").read_text())
     assert meta["heldout"]["clips"] == len(inference["parts"]["inference"])
-    assert meta["validate_gain"]["clips"] > 0 and meta["confirmed"] in (True, False)
+    validate = json.loads((out / "split.json").read_text())["parts"]["validate"]
+    assert meta["validate_gain"]["clips"] == len(validate)
     effects = meta["undecided_effects"]  # one per undecided choice, forced either way
-    assert [e["choice"] for e in effects] == [c.label for c in result.decisiveness.choices]
+    choices = result.verdict.decisiveness.choices
+    assert [e["choice"] for e in effects] == [c.label for c in choices]
     assert effects and all(e["clips"] == meta["heldout"]["clips"] for e in effects)
     report = (out / "report.md").read_text()
     assert "Did the search decide?" in report and "did not decide everything" in report
@@ -138,67 +139,6 @@ def test_a_network_that_changed_in_the_last_epochs_is_unsettled():
     history[-1]["derived_changed"] = True
     assert unsettled_epochs(history) == [4, 5]
     assert unsettled_epochs([{"epoch": e, "derived_changed": e == 1} for e in range(1, 6)]) == []
-
-
-def _record(undecided: list[str], unsettled: list[int], settled: bool, gain: float = 0.3) -> dict:
-    heldout = {
-        "gain": gain,
-        "se": 0.05,
-        "clips": 144,
-        "temperature": {"learned": 1.0, "uniform": 1.25},
-        "uncalibrated": {"gain": gain + 0.01, "se": 0.05},
-    }
-    return {
-        "threshold": 0.6,
-        "ops": [["dil4"]],
-        "op_win": [[0.9]],
-        "width_win": [0.8],
-        "undecided": undecided,
-        "settle_epochs": 3,
-        "unsettled_epochs": unsettled,
-        "settled": settled,
-        "heldout": heldout,
-        "validate_gain": {"gain": 0.31, "se": 0.05, "clips": 144},
-        "heldout_se": 2.0,
-        "confirmed": confirmed(heldout),
-    }
-
-
-def test_the_report_calls_a_search_decided_only_when_it_also_settled():
-    history = [{"epoch": e, "derived_changed": e == 5} for e in range(1, 6)]
-    text = "\n".join(decisiveness_section(_record([], [], True), history))
-    assert "**Decided**" in text and "Not settled" not in text
-    assert settled_line(_record([], [], True)).startswith("settled:")
-    text = "\n".join(decisiveness_section(_record([], [5], False), history))
-    assert "**Not settled**" in text and "changed after epoch(s) 5" in text
-    assert "**Decided**" not in text
-    assert "changed after epoch(s) 5" in settled_line(_record([], [5], False))
-    assert "fewer than 3 epochs" in settled_line(_record([], [], False))
-    text = "\n".join(decisiveness_section(_record(["stage 2: no clear choice"], [], True), history))
-    assert "did not decide everything" in text and "**Decided**" not in text
-
-
-def test_decided_needs_the_held_out_videos_to_agree():
-    """A shuffled-label search settled at p >= 0.6 (docs/results.md, "The null that
-    decided"); what it lacked was a gain on videos no architecture step saw."""
-    history = [{"epoch": e, "derived_changed": False} for e in range(1, 6)]
-    fitted = _record([], [], True, gain=0.008)
-    assert not fitted["confirmed"]
-    text = "\n".join(decisiveness_section(fitted, history))
-    assert "**Not confirmed**" in text and "**Decided**" not in text
-    assert "+0.008 +- 0.050" in text and "validate split (144 videos" in text
-    assert "1.00 for the learned alpha and beta, 1.25 for uniform" in text
-    assert "uncalibrated gain +0.018 +- 0.050" in text
-    assert heldout_line(fitted).startswith("held-out:      not confirmed")
-    real = _record([], [], True, gain=0.3)
-    assert real["confirmed"] and "**Decided**" in "\n".join(decisiveness_section(real, history))
-    assert heldout_line(real).startswith("held-out:      confirmed")
-    assert verdict_line({**fitted, "verdict": "not confirmed"}).startswith(
-        "verdict:       not conf"
-    )
-    assert verdict_line({**real, "verdict": "decided"}).startswith("verdict:       decided")
-    assert not confirmed(None) and not confirmed({"gain": None, "se": None, "clips": 1})
-    assert heldout_line({}).startswith("held-out:      not measured")
 
 
 def _batches(n_batches: int, batch: int, seed: int) -> list[dict]:
@@ -218,7 +158,7 @@ def test_heldout_gain_is_zero_for_uniform_alpha_and_leaves_the_supernet_as_it_wa
     sn.eval()
     batches = _batches(3, 4, seed=1)
     val = _batches(2, 4, seed=2)
-    h = heldout_gain(sn, batches, val, torch.device("cpu"), RuntimeConfig(), Dist())
+    h = heldout_gain(sn, batches, val, CPU)
     # Uniform alpha and beta are the "learned" ones: both passes are the same forward.
     assert (h["gain"], h["se"], h["clips"]) == (0.0, 0.0, 12) and not confirmed(h)
     assert h["uncalibrated"] == {"gain": 0.0, "se": 0.0}
@@ -229,14 +169,14 @@ def test_heldout_gain_is_zero_for_uniform_alpha_and_leaves_the_supernet_as_it_wa
         for p in sn.arch_parameters():
             p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 3)
     before = {k: v.clone() for k, v in sn.state_dict().items()}
-    h = heldout_gain(sn, batches, val, torch.device("cpu"), RuntimeConfig(), Dist())
+    h = heldout_gain(sn, batches, val, CPU)
     assert h["clips"] == 12 and h["gain"] != 0.0 and h["se"] > 0
     after = sn.state_dict()
     for k, v in before.items():  # alpha, beta, weights and BN running statistics
         assert torch.equal(after[k], v), k
     assert not sn.training  # its mode is put back
     # The same batches give the same figure: a pure function of the final state.
-    assert heldout_gain(sn, batches, val, torch.device("cpu"), RuntimeConfig(), Dist()) == h
+    assert heldout_gain(sn, batches, val, CPU) == h
 
 
 def _logits(n: int, seed: int, signal: float, scale: float) -> tuple:
@@ -250,7 +190,7 @@ def _logits(n: int, seed: int, signal: float, scale: float) -> tuple:
 def test_calibration_removes_a_gain_that_is_only_less_overconfidence():
     """A memorising shuffled-label supernet is overconfident on unseen videos, more so
     under the uniform mixture than under its fitted architecture: lower cross-entropy
-    without any signal (docs/results.md, "Forty epochs")."""
+    without any signal (docs/results.md, "A calibrated held-out check")."""
     sets = []
     for seed in (1, 2):  # held-out, validate
         learned, labels = _logits(400, seed, signal=0.0, scale=1.0)
@@ -288,9 +228,7 @@ def test_a_choice_the_data_cannot_tell_apart_measures_no_difference_but_its_cost
     dec = measure(space, d.path, op_probs, path_probs, 0.6)
     op_choices = [c for c in dec.choices if c.kind == "op"]
     before = {k: v.clone() for k, v in sn.state_dict().items()}
-    effects = choice_effects(
-        sn, op_choices, _batches(2, 4, seed=3), torch.device("cpu"), RuntimeConfig(), Dist()
-    )
+    effects = choice_effects(sn, op_choices, _batches(2, 4, seed=3), CPU)
     assert [e["choice"] for e in effects] == [c.label for c in op_choices]
     for e, c in zip(effects, op_choices):
         assert e["ce_diff"] == 0.0 and e["se"] == 0.0 and e["clips"] == 8
@@ -309,18 +247,105 @@ def test_forcing_a_width_measures_a_difference_when_the_widths_differ():
     widths = [
         c for c in measure(space, d.path, op_probs, path_probs, 0.6).choices if c.kind == "width"
     ]
-    effects = choice_effects(
-        sn, widths, _batches(2, 4, seed=3), torch.device("cpu"), RuntimeConfig(), Dist()
-    )
+    effects = choice_effects(sn, widths, _batches(2, 4, seed=3), CPU)
     assert len(effects) == 3 and all(e["ce_diff"] != 0.0 and e["se"] > 0 for e in effects)
     # Another width is another cost (the wider candidate costs more)
     assert all(e["gmacs_diff"] != 0.0 for e in effects)
 
 
+# ---------------------------------------------------------------------- the verdict
+# Driven by measured inputs: probabilities through ``measure``, a history of derived
+# networks, and held-out logits through ``calibrated_gain``.
+
+
+def _probabilities(decided: bool):
+    space = small_space()
+    if decided:
+        op_probs, path_probs = one_hot(space, torch.Generator().manual_seed(1))
+    else:
+        op_probs, path_probs = uniform(space)
+    d = derive(space, op_probs, path_probs, INPUT, 3)
+    return measure(space, d.path, op_probs, path_probs, 0.6)
+
+
+def _history(changed: tuple[int, ...] = (), epochs: int = 5) -> list[dict]:
+    return [{"epoch": e, "derived_changed": e in changed} for e in range(1, epochs + 1)]
+
+
+def _heldout(signal: bool) -> dict:
+    """A real search's held-out logits (signal under the learned architecture), or a
+    memorising null's (none, only less overconfidence than the uniform mixture)."""
+    sets = []
+    for seed in (1, 2):  # held-out, validate
+        if signal:
+            learned, labels = _logits(400, seed, signal=3.0, scale=1.0)
+            flat, _ = _logits(400, seed, signal=0.5, scale=1.0)
+        else:
+            learned, labels = _logits(400, seed, signal=0.0, scale=1.0)
+            flat, _ = _logits(400, seed + 10, signal=0.0, scale=4.0)
+        sets.append((learned, flat, labels))
+    return calibrated_gain(*sets)
+
+
+@pytest.mark.parametrize(
+    ("decided", "changed", "epochs", "signal", "outcome"),
+    [
+        (True, (), 5, True, "decided"),
+        (False, (), 5, True, "undecided"),
+        (True, (5,), 5, True, "not settled"),
+        (True, (), 2, True, "not settled"),  # too few epochs to have settled
+        (True, (), 5, False, "not confirmed"),
+        (False, (5,), 5, False, "undecided"),  # undecided is said first
+        (True, (4,), 5, False, "not settled"),  # then not settled
+    ],
+)
+def test_the_verdict_has_four_outcomes_from_measured_inputs(
+    decided, changed, epochs, signal, outcome
+):
+    history = _history(changed, epochs)
+    v = Verdict.measure(_probabilities(decided), history, _heldout(signal))
+    assert v.outcome == outcome
+    assert v.to_dict()["verdict"] == outcome and v.decided is (outcome == "decided")
+    heading = {
+        "decided": "**Decided**",
+        "undecided": "did not decide everything",
+        "not settled": "**Not settled**",
+        "not confirmed": "**Not confirmed**",
+    }
+    text = "\n".join(verdict_section(v, history))
+    assert [h for h in heading.values() if h in text] == [heading[outcome]]
+    assert verdict_line(v).startswith(f"verdict:       {outcome} (")
+    assert terminal_lines(v)[-1] == verdict_line(v)
+
+
+def test_the_held_out_lines_say_what_was_measured():
+    history = _history()
+    null = Verdict.measure(_probabilities(True), history, _heldout(False))
+    h = null.heldout
+    text = "\n".join(verdict_section(null, history))
+    assert f"{h['gain']:+.3f} +- {h['se']:.3f}" in text
+    assert f"validate split ({null.validate_gain['clips']} videos" in text
+    t = h["temperature"]
+    assert f"{t['learned']:.2f} for the learned alpha and beta, {t['uniform']:.2f} for" in text
+    assert heldout_line(null).startswith("held-out:      not confirmed")
+    real = Verdict.measure(_probabilities(True), history, _heldout(True))
+    assert heldout_line(real).startswith("held-out:      confirmed")
+    assert settled_line(real).startswith("settled:")
+    assert "changed after epoch(s) 5" in settled_line(
+        Verdict.measure(_probabilities(True), _history((5,)), _heldout(True))
+    )
+    assert "fewer than 3 epochs" in settled_line(
+        Verdict.measure(_probabilities(True), _history(epochs=2), _heldout(True))
+    )
+    assert not confirmed(None) and not confirmed({"gain": None, "se": None, "clips": 1})
+    unmeasured = Verdict.measure(_probabilities(True), history, None)
+    assert heldout_line(unmeasured).startswith("held-out:      not measured")
+    assert unmeasured.outcome == "not confirmed"
+
+
 def test_the_report_says_what_forcing_an_undecided_choice_changes():
     history = [{"epoch": e, "derived_changed": False} for e in range(1, 6)]
-    rec = _record(["stage 3: no clear choice of width"], [], True)
-    rec["undecided_effects"] = [
+    effects = [
         {
             "choice": "stage 3 width",
             "winner": "18",
@@ -340,8 +365,14 @@ def test_the_report_says_what_forcing_an_undecided_choice_changes():
             "gmacs_diff": 0.001,
         },
     ]
-    text = "\n".join(decisiveness_section(rec, history))
+    v = Verdict.measure(_probabilities(decided=False), history, _heldout(True), effects)
+    text = "\n".join(verdict_section(v, history))
     assert "- stage 3 width: 28 instead of 18: +0.002 +- 0.003 nats a clip (no measurable " in text
     assert "+0.0003 GMACs" in text
     assert "- stage 5 layer 1: dil2 instead of skip: -0.200 +- 0.050 nats a clip (dil2 " in text
     assert "(dil2 predicts better); +0.0010 GMACs" in text
+    lines = terminal_lines(v)  # the terminal says the same, line for line
+    assert (
+        "  - stage 3 width: 28 instead of 18: +0.002 +- 0.003 nats a clip (no measurable "
+        "difference: the data do not tell them apart); +0.0003 GMACs" in lines
+    )

@@ -13,11 +13,13 @@ from tests.conftest import cli, kill_mid_epoch, tiny
 from vidnas.config import ConfigError, load_config
 from vidnas.engine.checkpoint import load_checkpoint
 from vidnas.errors import NonFiniteLoss, RunError
+from vidnas.loops.search import run_search
 from vidnas.models.cost import network_cost
 from vidnas.models.network import build_network
+from vidnas.models.space import search_space
 from vidnas.models.spec import ArchSpec
 from vidnas.nas.derive import derive_from
-from vidnas.nas.search import cost_term, run_search, search_space
+from vidnas.nas.penalty import CostPenalty
 from vidnas.nas.supernet import Supernet
 
 pytestmark = pytest.mark.slow
@@ -210,10 +212,11 @@ def test_budget_mode_pulls_the_expected_cost_to_the_budget(budget_factor):
     start = sn.expected_macs().item() / 1e9
     budget = start * budget_factor
     cfg = load_config("tiny", [f"search.budget_gmacs={budget}", "search.cost_lambda=1"])
+    penalty = CostPenalty.from_config(cfg.search)
     opt = torch.optim.Adam(sn.arch_parameters(), lr=0.05)
     for _ in range(300):
         opt.zero_grad()
-        cost_term(sn.expected_macs() / 1e9, cfg).backward()
+        penalty(sn.expected_macs() / 1e9).backward()
         opt.step()
     assert sn.expected_macs().item() / 1e9 == pytest.approx(budget, rel=0.05)
     # The expected cost is not the derived network's; budget mode derives within range.

@@ -139,8 +139,8 @@ def _search(sub: argparse._SubParsersAction) -> None:
     _add_run_args(p, "search")
 
     def run(args: argparse.Namespace) -> int:
-        from vidnas.nas.search import run_search  # lazy
-        from vidnas.report.markdown import decision_lines  # lazy
+        from vidnas.loops.search import run_search  # lazy
+        from vidnas.report.verdict import terminal_lines  # lazy
 
         _check_resume(args)
         cfg = None if args.resume else load_config(args.config, args.overrides)
@@ -155,18 +155,7 @@ def _search(sub: argparse._SubParsersAction) -> None:
             f"derived network with inherited weights: top-1 {s['derived_inference_acc']:.3f} "
             f"on the inference split (chance {s['chance']:.3f})"
         )
-        dec = res.decisiveness
-        if dec.undecided:
-            print(
-                f"undecided:     {len(dec.undecided)} choice(s) below p = {dec.threshold:.2f}; "
-                "the derived network is partly arbitrary there:"
-            )
-            for note in dec.undecided:
-                print(f"  - {note}")
-            print("  forced either way in the supernet (held-out cross-entropy, cost):")
-        else:
-            print(f"winners:       every searched choice has a winner at p >= {dec.threshold:.2f}")
-        print("\n".join(decision_lines(res.decisiveness_record)))
+        print("\n".join(terminal_lines(res.verdict)))
         print(f"report:        {res.run_dir / 'report.md'}")
         return 0
 
@@ -190,7 +179,7 @@ def _train(sub: argparse._SubParsersAction) -> None:
     _add_run_args(p, "train")
 
     def run(args: argparse.Namespace) -> int:
-        from vidnas.apps.train import run_train  # lazy
+        from vidnas.loops.train import run_train  # lazy
 
         _check_resume(args)
         if args.resume and (args.arch or args.init_from):
@@ -342,7 +331,7 @@ def _demo(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from vidnas.apps.demo import run_demo  # lazy
-        from vidnas.report.markdown import decision_lines  # lazy
+        from vidnas.report.verdict import terminal_lines  # lazy
 
         res = run_demo(args.out, args.config, args.overrides, progress=not args.no_progress)
         t = res.test
@@ -351,9 +340,7 @@ def _demo(sub: argparse._SubParsersAction) -> None:
             f"\ntop-1 {100 * t['top1']:.2f} %, top-5 {100 * t['top5']:.2f} % "
             f"({t['views']} views, {t['gmacs_x_views']} GMACs x views)"
         )
-        dec = res.decisiveness
-        print(f"search: {len(dec['undecided'])} choice(s) undecided (p < {dec['threshold']:.2f})")
-        print("\n".join(decision_lines(dec)))
+        print("\n".join(terminal_lines(res.verdict)))
         phases = ", ".join(f"{k} {v:.0f} s" for k, v in res.timings.items())
         print(f"time: {total / 60:.1f} min ({phases})")
         print(f"report: {res.report}")

@@ -35,21 +35,22 @@ from typing import Any
 import torch
 
 from vidnas.apps.evaluate import run_test
-from vidnas.apps.train import run_train
 from vidnas.config import Config, dump_config, with_overrides
 from vidnas.data import ClipDataset, load_index, make_loader, search_split
 from vidnas.engine.checkpoint import atomic_write_text
+from vidnas.engine.distributed import Dist
 from vidnas.engine.rundir import RunDir
-from vidnas.engine.runtime import prepare_module, resolve_device
+from vidnas.engine.runtime import Runtime
 from vidnas.engine.steps import evaluate_single_view, recalibrate_bn
+from vidnas.loops.search import SearchResult, run_search
+from vidnas.loops.train import run_train
 from vidnas.models.archs import baseline_spec, hand_designed_spec
 from vidnas.models.cost import network_cost
 from vidnas.models.network import build_network
-from vidnas.models.space import SearchSpace
+from vidnas.models.space import SearchSpace, search_space
 from vidnas.models.spec import ArchSpec
 from vidnas.nas.derive import Derivation, sample_derivation
-from vidnas.nas.search import SearchResult, load_supernet, run_search, search_space
-from vidnas.nas.supernet import Supernet, inherit_weights
+from vidnas.nas.supernet import Supernet, inherit_weights, load_supernet
 from vidnas.report.plots import plot_accuracy_vs_gmacs
 
 log = logging.getLogger("vidnas.compare")
@@ -180,13 +181,13 @@ def _ws_score(
     d: Derivation,
     cfg: Config,
     loaders: dict[str, Any],
-    device: torch.device,
+    rt: Runtime,
 ) -> float:
     net = build_network(d.spec)
     inherit_weights(net, supernet, d.path, d.layers)
-    net = prepare_module(net, cfg.runtime, device)
-    recalibrate_bn(net, loaders["bn"], device, cfg.runtime, cfg.train.bn_recalibration_batches)
-    return evaluate_single_view(net, loaders["val"], device, cfg.runtime)["acc"]
+    net = rt.module(net)
+    recalibrate_bn(net, loaders["bn"], rt, cfg.train.bn_recalibration_batches)
+    return evaluate_single_view(net, loaders["val"], rt)["acc"]
 
 
 def run_compare(
@@ -211,7 +212,7 @@ def run_compare(
     classes = searches[seeds[0]].summary["classes"]
     space = search_space(cfg)
     full_space = SearchSpace.from_config(cfg.space)
-    device = resolve_device(cfg.runtime)
+    rt = Runtime.open(cfg.runtime, Dist())  # the comparison runs in one process
 
     for seed in seeds:
         spec = searches[seed].derivation.spec
@@ -254,7 +255,7 @@ def run_compare(
         if not cands:
             continue
         supernet, scfg, _ = load_supernet(searches[seed].run_dir)
-        supernet = supernet.to(device)
+        supernet = supernet.to(rt.device)
         index = load_index(scfg, "train")
         train_i, val_i, _ = search_split(index, scfg, RunDir(searches[seed].run_dir).split_path)
         # BN recalibration draws shuffled train batches; scoring reads the validate split.
@@ -270,7 +271,7 @@ def run_compare(
             )
             for name, part, shuffle in (("bn", train_i, True), ("val", val_i, False))
         }
-        scores = [_ws_score(supernet, d, scfg, loaders, device) for d in cands]
+        scores = [_ws_score(supernet, d, scfg, loaders, rt) for d in cands]
         best = max(range(len(cands)), key=lambda k: scores[k])
         ws_seconds = time.perf_counter() - started
         log.info(

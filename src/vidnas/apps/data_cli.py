@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import typing
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,24 +34,19 @@ def _synth(dsub: argparse._SubParsersAction) -> None:
         "synth",
         help="write a synthetic dataset (UCF101 layout, MPEG-4 AVI) to a folder",
         description="Write a synthetic action dataset: classes that differ only in motion "
-        "(--task motion) or only in the order of colour flashes --period frames apart "
-        "(--task order, two halves' directions; --task cycle, one colour step of 1-4 "
-        "of 5: both need period - event + 2 frames of temporal context), or in which "
-        "colour each frame's comes back as --lag frames later (--task echo, the benchmark "
-        "where architecture decides: lag + 1 frames of context).",
+        "(--task motion: how small objects move, 3-9 frames of context), or in which "
+        "colour each frame's comes back as --lag frames later (--task echo: lag + 1 "
+        "frames of context).",
     )
     p.add_argument("out", metavar="OUT", help="folder to create (must be absent or empty)")
-    p.add_argument(
-        "--task", choices=["motion", "order", "cycle", "echo"], default=d.task, help="(motion)"
-    )
+    tasks = typing.get_args(typing.get_type_hints(SynthConfig)["task"])
+    p.add_argument("--task", choices=tasks, default=d.task, help=f"({d.task})")
     p.add_argument(
         "--classes",
         type=int,
         default=None,
-        help=f"motion: 2..10 (default {d.classes}); order, cycle, echo: 4",
+        help=f"motion: 2..10 (default {d.classes}); echo: 4",
     )
-    p.add_argument("--period", type=int, default=d.period, help=f"order, cycle: ({d.period})")
-    p.add_argument("--event", type=int, default=d.event, help=f"order, cycle: ({d.event})")
     p.add_argument("--lag", type=int, default=d.lag, help=f"echo: ({d.lag})")
     p.add_argument(
         "--per-class", type=int, default=d.per_class, help=f"videos per class ({d.per_class})"
@@ -69,8 +65,6 @@ def _synth(dsub: argparse._SubParsersAction) -> None:
         synth = replace(
             d,
             task=args.task,
-            period=args.period,
-            event=args.event,
             lag=args.lag,
             classes=classes,
             per_class=args.per_class,

@@ -24,18 +24,9 @@ from tqdm import tqdm
 
 from vidnas.config import Config, with_overrides
 from vidnas.data import MultiViewDataset, load_index, make_loader
-from vidnas.engine import distributed
 from vidnas.engine.checkpoint import atomic_write_text
 from vidnas.engine.loop import BadVideoLog
-from vidnas.engine.runtime import (
-    autocast,
-    prepare_input,
-    prepare_module,
-    resolve_device,
-    resolve_precision,
-    setup_threads,
-    with_precision,
-)
+from vidnas.engine.runtime import Runtime
 from vidnas.errors import ConfigError, DataError
 from vidnas.models.cost import network_cost
 from vidnas.models.model_file import TrainedModel, load_trained
@@ -77,6 +68,17 @@ def _default_out(ckpt: Path) -> Path:
 
 
 @torch.no_grad()
+@torch.no_grad()
+def view_probs(net: torch.nn.Module, views: torch.Tensor, rt: Runtime, batch: int) -> torch.Tensor:
+    """One video's class probabilities: the mean over its views (``[V, 3, T, H, W]``)
+    of each view's softmax, ``batch`` views at a time (float32, CPU)."""
+    probs = []
+    for chunk in views.split(max(1, batch)):
+        with rt.autocast():
+            probs.append(net(rt.input(chunk)).float().softmax(-1).cpu())
+    return torch.cat(probs).mean(0)
+
+
 def run_test(
     ckpt: str | Path,
     views: tuple[int, int] | None = None,
@@ -89,17 +91,15 @@ def run_test(
     tm = load_trained(ckpt)
     cfg = test_config(tm, overrides)
     clips, crops = views or (cfg.test.clips, cfg.test.crops)
-    setup_threads(cfg.runtime)
-    dist = distributed.setup()
-    device = distributed.local_device(resolve_device(cfg.runtime), dist)
-    cfg = with_precision(cfg, resolve_precision(cfg.runtime, device, dist))
+    rt = Runtime.open(cfg.runtime)
+    dist = rt.dist
     index = load_index(cfg, "test")
     if list(index.classes) != tm.classes:
         raise DataError(
             f"the test data has classes {index.classes[:5]}... but the checkpoint was trained "
             f"on {tm.classes[:5]}...; point data.root/data.format at the matching dataset"
         )
-    net = prepare_module(tm.net, cfg.runtime, device).eval()
+    net = rt.module(tm.net).eval()
     ds = MultiViewDataset(index, cfg, clips, crops)
     loader = make_loader(
         ds,
@@ -125,13 +125,7 @@ def run_test(
     ):
         bad.update(batch["failed"])
         for clip, label, idx in zip(batch["clip"], batch["label"], batch["index"]):
-            x = clip.reshape(-1, *clip.shape[-4:])  # [V, 3, T, H, W]
-            probs = []
-            for chunk in x.split(view_batch):
-                with autocast(cfg.runtime, device):
-                    logits = net(prepare_input(chunk, cfg.runtime, device))
-                probs.append(logits.float().softmax(-1).cpu())
-            p = torch.cat(probs).mean(0)
+            p = view_probs(net, clip.reshape(-1, *clip.shape[-4:]), rt, view_batch)
             top = p.topk(min(5, n_cls)).indices.tolist()
             scored.append((int(idx), int(label), top, float(p[top[0]])))
     # Each rank tested its share of the list: gather the scores (in list order) and

@@ -8,17 +8,10 @@ from pathlib import Path
 
 import torch
 
-from vidnas.apps.evaluate import test_config
+from vidnas.apps.evaluate import test_config, view_probs
 from vidnas.data import video_views
-from vidnas.engine.runtime import (
-    autocast,
-    prepare_input,
-    prepare_module,
-    resolve_device,
-    resolve_precision,
-    setup_threads,
-    with_precision,
-)
+from vidnas.engine.distributed import Dist
+from vidnas.engine.runtime import Runtime
 from vidnas.errors import DataError
 from vidnas.models.model_file import load_trained
 
@@ -41,10 +34,8 @@ def predict(
     tm = load_trained(ckpt)
     cfg = test_config(tm)
     clips, crops = views or (cfg.test.clips, cfg.test.crops)
-    setup_threads(cfg.runtime)
-    device = resolve_device(cfg.runtime)
-    cfg = with_precision(cfg, resolve_precision(cfg.runtime, device))
-    net = prepare_module(tm.net, cfg.runtime, device).eval()
+    rt = Runtime.open(cfg.runtime, Dist())  # one process, whatever the environment says
+    net = rt.module(tm.net).eval()
     out = []
     for video in videos:
         try:
@@ -52,11 +43,7 @@ def predict(
         except DataError as err:
             out.append(Prediction(str(video), [], str(err)))
             continue
-        probs = []
-        for chunk in x.split(max(1, cfg.test.batch_size)):
-            with autocast(cfg.runtime, device):
-                probs.append(net(prepare_input(chunk, cfg.runtime, device)).float().softmax(-1))
-        p = torch.cat(probs).mean(0).cpu()
+        p = view_probs(net, x, rt, cfg.test.batch_size)
         values, idx = p.topk(min(topk, len(tm.classes)))
         out.append(
             Prediction(

@@ -5,7 +5,7 @@ videos (synthetic, UCF101, Kinetics-400, class folders, path/label lists);
 ``sampling`` picks frames and seeds every random choice; ``transforms`` crops,
 scales, flips and normalises in plain torch; ``split`` makes the saved search
 and holdout splits; ``datasets`` and ``loader`` turn it into batches that
-report bad files; ``synth`` writes the synthetic motion dataset; ``check``
+report bad files; ``synth`` writes the synthetic datasets (one module per task); ``check``
 scans a dataset for unreadable files.
 """
 

@@ -24,6 +24,7 @@ What the loops rely on:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -47,6 +48,7 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    backend: str = ""  # the process group's, once joined ("gloo", "cpu:gloo,cuda:nccl")
 
     @property
     def enabled(self) -> bool:
@@ -169,14 +171,15 @@ def setup() -> Dist:
     GPU of its local rank.
     """
     d = from_env()
-    if not d.enabled or tdist.is_initialized():
+    if not d.enabled:
         return d
-    backend = "gloo"
-    if torch.cuda.is_available():
-        torch.cuda.set_device(d.local_rank)
-        backend = "cpu:gloo,cuda:nccl"
-    tdist.init_process_group(backend, timeout=TIMEOUT)
-    return d
+    if not tdist.is_initialized():
+        backend = "gloo"
+        if torch.cuda.is_available():
+            torch.cuda.set_device(d.local_rank)
+            backend = "cpu:gloo,cuda:nccl"
+        tdist.init_process_group(backend, timeout=TIMEOUT)
+    return dataclasses.replace(d, backend=str(tdist.get_backend()))
 
 
 def shutdown() -> None:

@@ -7,8 +7,8 @@ the rank, the epoch/step counters and summed metrics (all-reduced over ranks
 after every step, so every rank holds the same), the history, the bad-video
 log (merged over ranks), per-rank random state, rank-0-only checkpoints,
 progress bars and TensorBoard, and the checkpoint cadence. The search
-(:class:`vidnas.nas.search.SearchLoop`) and retraining
-(:class:`vidnas.apps.train.TrainLoop`) add their models, steps and outputs.
+(:class:`vidnas.loops.search.SearchLoop`) and retraining
+(:class:`vidnas.loops.train.TrainLoop`) add their models, steps and outputs.
 """
 
 from __future__ import annotations
@@ -23,18 +23,9 @@ from torch import nn
 from tqdm import tqdm
 
 from vidnas.config import Config
-from vidnas.engine import distributed
 from vidnas.engine.checkpoint import save_checkpoint
-from vidnas.engine.rundir import RunDir
-from vidnas.engine.runtime import (
-    grad_scaler,
-    resolve_device,
-    resolve_precision,
-    rng_state,
-    set_rng_state,
-    setup_threads,
-    with_precision,
-)
+from vidnas.engine.rundir import RunDir, with_precision
+from vidnas.engine.runtime import Runtime, cosine_lr, rng_state, set_rng_state
 from vidnas.engine.steps import check_finite
 from vidnas.errors import ConfigError, RunError
 
@@ -91,29 +82,32 @@ class RunLoop:
     Subclasses set :attr:`kind` (the checkpoint kind) and :attr:`sum_keys`, and
     extend :meth:`state_dict` / :meth:`load_state_dict` with their own parts.
 
-    The precision is resolved here, once per run (``auto`` may measure): the loop's
-    :attr:`cfg` carries the resolved value, so every step, evaluation and
-    checkpointed config sees what the run computes in; the checkpoint also keeps it
-    under ``precision`` (a resumed run reuses it, :func:`vidnas.engine.rundir.open_run`)
-    with the fp16 gradient scaler's state under ``scaler``.
+    The :class:`Runtime` (device, precision, process group) is opened here, once per
+    run (``auto`` precision may measure), and every step and evaluation computes in
+    it; the config stays as given. Checkpoints keep the resolved precision (in the
+    config they store and under ``precision``: a resumed run reuses it,
+    :func:`vidnas.engine.rundir.open_run`) with the fp16 gradient scaler's state
+    under ``scaler``; ``config.yaml`` records where the run ran.
     """
 
     kind: str = ""
     sum_keys: tuple[str, ...] = ()
+    steps_per_epoch: int = 0
+    total_steps: int = 0
 
     def __init__(self, cfg: Config, run: RunDir, progress: bool = True) -> None:
         self.run = run
-        setup_threads(cfg.runtime)
-        self.dist = distributed.setup()
-        self.device = distributed.local_device(resolve_device(cfg.runtime), self.dist)
-        if cfg.runtime.sync_batchnorm and self.dist.enabled and self.device.type != "cuda":
+        self.cfg = cfg
+        self.rt = Runtime.open(cfg.runtime)
+        self.dist = self.rt.dist
+        if cfg.runtime.sync_batchnorm and self.dist.enabled and self.rt.device.type != "cuda":
             raise ConfigError(
                 "runtime.sync_batchnorm: needs CUDA (NCCL); gloo on the CPU has no SyncBatchNorm"
             )
-        self.precision = resolve_precision(cfg.runtime, self.device, self.dist)
-        self.cfg = with_precision(cfg, self.precision)
+        if self.dist.main:
+            run.write_config(cfg, self.rt.describe())
         # fp16's loss scaling for the weight step (enabled for fp16 only).
-        self.scaler = grad_scaler(self.precision, self.device)
+        self.scaler = self.rt.grad_scaler()
         self.progress = progress and self.dist.main
         self.bad = BadVideoLog()
         self.epoch = 0
@@ -139,7 +133,7 @@ class RunLoop:
             return net
         if self.cfg.runtime.sync_batchnorm:
             net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        ids = [self.device.index] if self.device.type == "cuda" else None
+        ids = [self.rt.device.index] if self.rt.device.type == "cuda" else None
         ignored = {id(p) for p in ignore}
         names = [n for n, p in net.named_parameters() if id(p) in ignored]
         if names:
@@ -177,7 +171,7 @@ class RunLoop:
             "bad_videos": self.bad.state_dict(),
             "elapsed": self.elapsed,
             "done": self.done,
-            "precision": self.precision,
+            "precision": self.rt.precision,
             "scaler": self.scaler.state_dict(),
         }
 
@@ -200,15 +194,20 @@ class RunLoop:
         self.bad.load_state_dict(state["bad_videos"])
         self.elapsed = state["elapsed"]
         self.done = state["done"]
-        saved = state.get("precision", self.precision)
-        if saved != self.precision:
+        saved = state.get("precision", self.rt.precision)
+        if saved != self.rt.precision:
             log.warning(
                 "this run computed in %s and resumes in %s (runtime.precision): it will "
                 "not end exactly as it would have",
                 saved,
-                self.precision,
+                self.rt.precision,
             )
         load_scaler(self.scaler, state.get("scaler"))
+
+    def resolved_config(self) -> Config:
+        """The config as the run computes it (``runtime.precision`` decided), which is
+        what checkpoints keep: a model tested later computes as it was trained."""
+        return with_precision(self.cfg, self.rt.precision)
 
     def check_classes(self, state: dict[str, Any], classes: list[str]) -> None:
         if state["classes"] != classes:
@@ -220,6 +219,14 @@ class RunLoop:
             save_checkpoint(self.run.last_checkpoint, state, kind=self.kind)
 
     # ------------------------------------------------------------------ data
+
+    def scheduled_lr(self, lr: float, lr_min: float, warmup_epochs: float) -> float:
+        """The learning rate at the current step: linear warm-up over ``warmup_epochs``,
+        then cosine from ``lr`` to ``lr_min`` by the last step (:func:`cosine_lr`; the
+        subclass sets ``steps_per_epoch`` and ``total_steps``)."""
+        step = self.epoch * self.steps_per_epoch + self.step
+        warmup = round(warmup_epochs * self.steps_per_epoch)
+        return cosine_lr(step, self.total_steps, lr, lr_min, warmup)
 
     def add(self, **values: float) -> None:
         """Add one step's figures to the epoch's sums, summed over ranks."""

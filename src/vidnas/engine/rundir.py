@@ -2,7 +2,8 @@
 and the one way a run starts, resumes, or is found finished.
 
 RUN/
-  config.yaml        the resolved config (what `--resume` reads back)
+  config.yaml        the resolved config (what `--resume` reads back), headed by a
+                     comment on where the run ran (device, precision, processes)
   split.json         the data split, written once and never recomputed
   metrics.jsonl      one JSON object per epoch
   tb/                TensorBoard event files
@@ -17,6 +18,7 @@ questions about that one file, answered here and nowhere else.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -25,7 +27,6 @@ from typing import Any
 from vidnas.config import Config, dump_config, load_config
 from vidnas.engine import distributed
 from vidnas.engine.checkpoint import atomic_write_text, load_checkpoint
-from vidnas.engine.runtime import with_precision
 from vidnas.errors import RunError
 
 
@@ -100,7 +101,19 @@ class RunDir:
             )
         for d in (self.path, self.checkpoints, self.plots):
             d.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.config_path, dump_config(cfg))
+        self.write_config(cfg)
+
+    def write_config(self, cfg: Config, runtime: dict[str, Any] | None = None) -> None:
+        """config.yaml; ``runtime`` (:meth:`vidnas.engine.runtime.Runtime.describe`)
+        heads it as a comment, so a reader sees where the run ran (a resumed run
+        writes its own)."""
+        head = ""
+        if runtime is not None:
+            job = f"{runtime['world_size']} process(es)"
+            if runtime.get("backend"):
+                job += f", process group backend {runtime['backend']}"
+            head = f"# ran on {runtime['device']} in {runtime['precision']}, {job}\n"
+        atomic_write_text(self.config_path, head + dump_config(cfg))
 
     def load_config(self) -> Config:
         if not self.config_path.exists():
@@ -160,6 +173,13 @@ def open_run(
             run = RunDir(path)
             cfg, state = run.load_config(), run.load_last(kind) if resuming else None
     return _resumed_precision(run, cfg, state)
+
+
+def with_precision(cfg: Config, precision: str) -> Config:
+    """A copy of ``cfg`` with ``runtime.precision`` set (``cfg`` is unchanged)."""
+    if cfg.runtime.precision == precision:
+        return cfg
+    return dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, precision=precision))
 
 
 def _resumed_precision(

@@ -1,27 +1,29 @@
-"""Device, precision and random-state handling, shared by every loop.
+"""Where and how a run computes, and its random state.
 
-Nothing here is global: a loop asks for its device and autocast context from its
-config, and captures and restores the random state it uses through
-:func:`rng_state` / :func:`set_rng_state`, which is what makes resume exact.
-``runtime.precision=auto`` is resolved once per run by :func:`resolve_precision`
-(the loop keeps the choice and its checkpoint records it); :func:`autocast` only
-ever sees a resolved precision.
+:class:`Runtime` is made once when a run (a search, a retraining, a test)
+opens: the device, the precision (``runtime.precision=auto`` decided by
+:func:`resolve_precision`, once), the memory layout and the process group. It is
+frozen and passed down, so every step, evaluation and checkpoint of the run sees
+the same choices; the config itself is never rewritten. The random state a
+loop uses is captured and restored through :func:`rng_state` /
+:func:`set_rng_state`, which is what makes resume exact.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch.nn import functional as F
 
-from vidnas.config import Config, RuntimeConfig
+from vidnas.config import RuntimeConfig
+from vidnas.engine import distributed
 from vidnas.engine.distributed import Dist
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -162,13 +164,6 @@ def resolve_precision(
     return dist.broadcast_object(choice)
 
 
-def with_precision(cfg: Config, precision: Precision) -> Config:
-    """A copy of ``cfg`` with ``runtime.precision`` set (``cfg`` is unchanged)."""
-    if cfg.runtime.precision == precision:
-        return cfg
-    return dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, precision=precision))
-
-
 def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
     """Loss scaling for fp16, whose narrow range lets small gradients underflow to
     zero; a disabled scaler (every call a pass-through) for fp32 and bf16. Its
@@ -176,44 +171,74 @@ def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
-@contextlib.contextmanager
-def autocast(cfg: RuntimeConfig, device: torch.device) -> Iterator[None]:
-    """bf16/fp16 autocast when asked for; fp32 does nothing.
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how one run computes, resolved once (:meth:`open`).
 
-    ``cfg.precision`` must be resolved (:func:`resolve_precision`): ``auto`` is
-    decided once per run, not per step. fp32 stays the default. Why ``auto``
-    measures on a CPU: on the 2-core CPU without bf16 units that vidnas was
-    developed on, bf16 convolutions ran ~3x slower than fp32
-    (benchmarks/search_step.py), while CPUs with AMX run them faster, and a short
-    timing at start-up tells the two apart more reliably than CPU flags; on GPUs
-    bf16 (or fp16 with a gradient scaler) pays off.
+    ``precision`` is never ``auto`` here. fp32 is the default; bf16 and fp16 run
+    under autocast (fp16 with a gradient scaler, :meth:`grad_scaler`). Why ``auto``
+    measures on a CPU: bf16 convolutions run several times slower than fp32 on CPUs
+    without bf16 units and faster on CPUs with AMX (benchmarks/search_step.py), and
+    a short timing at start-up tells the two apart more reliably than CPU flags.
     """
-    if cfg.precision == "auto":
-        raise ValueError(
-            "runtime.precision=auto must be resolved before autocast (resolve_precision)"
-        )
-    if cfg.precision == "fp32":
-        yield
-        return
-    dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float16
-    with torch.autocast(device_type=device.type, dtype=dtype):
-        yield
 
+    device: torch.device
+    precision: Precision = "fp32"
+    channels_last: bool = True
+    dist: Dist = field(default_factory=Dist)
 
-def prepare_module(
-    module: torch.nn.Module, cfg: RuntimeConfig, device: torch.device
-) -> torch.nn.Module:
-    module = module.to(device)
-    if cfg.channels_last:
-        module = module.to(memory_format=torch.channels_last_3d)
-    return module
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(
+                f"Runtime needs a resolved precision (resolve_precision), not {self.precision!r}"
+            )
 
+    @classmethod
+    def open(cls, cfg: RuntimeConfig, dist: Dist | None = None) -> Runtime:
+        """The runtime ``cfg`` asks for on this machine: threads set, the job's process
+        group joined (``dist``: given, or :func:`vidnas.engine.distributed.setup`), the
+        device picked, ``auto`` precision decided (by rank 0, for every rank)."""
+        setup_threads(cfg)
+        dist = distributed.setup() if dist is None else dist
+        device = distributed.local_device(resolve_device(cfg), dist)
+        return cls(device, resolve_precision(cfg, device, dist), cfg.channels_last, dist)
 
-def prepare_input(x: torch.Tensor, cfg: RuntimeConfig, device: torch.device) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    if cfg.channels_last and x.dim() == 5:
-        x = x.contiguous(memory_format=torch.channels_last_3d)
-    return x
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        """bf16/fp16 autocast when the run computes in it; fp32 does nothing."""
+        if self.precision == "fp32":
+            yield
+            return
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        with torch.autocast(device_type=self.device.type, dtype=dtype):
+            yield
+
+    def module(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` on the run's device and in its memory layout."""
+        module = module.to(self.device)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last_3d)
+        return module
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of clips on the run's device and in its memory layout."""
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 5:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        return x
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A fresh gradient scaler for one of the run's optimisers (enabled for fp16)."""
+        return grad_scaler(self.precision, self.device)
+
+    def describe(self) -> dict[str, Any]:
+        """What a run records of where it ran (config.yaml, arch.json, report.md)."""
+        return {
+            "device": str(self.device),
+            "precision": self.precision,
+            "world_size": self.dist.world,
+            "backend": self.dist.backend or None,
+        }
 
 
 def rng_state() -> dict[str, Any]:

@@ -10,9 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from vidnas.config import RuntimeConfig
 from vidnas.engine.distributed import Dist
-from vidnas.engine.runtime import autocast, grad_scaler, prepare_input
+from vidnas.engine.runtime import Runtime
 from vidnas.errors import NonFiniteLoss
 
 
@@ -34,11 +33,9 @@ def weight_optimizer(
 def evaluate_single_view(
     model: nn.Module,
     loader: Iterable[dict[str, Any]],
-    device: torch.device,
-    runtime: RuntimeConfig,
+    rt: Runtime,
     max_batches: int | None = None,
     on_batch: Any = None,
-    dist: Dist | None = None,
 ) -> dict[str, float]:
     """Mean cross-entropy and top-1 accuracy over a loader of one clip per video, in
     eval mode (the per-epoch figure; the reported test is multi-view,
@@ -52,17 +49,16 @@ def evaluate_single_view(
             on_batch(batch)
         if batch["label"].numel() == 0:
             continue
-        x = prepare_input(batch["clip"], runtime, device)
-        y = batch["label"].to(device)
-        with autocast(runtime, device):
+        x = rt.input(batch["clip"])
+        y = batch["label"].to(rt.device)
+        with rt.autocast():
             logits = model(x)
         loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
         count += y.numel()
     model.train(was_training)
-    if dist is not None:
-        loss_sum, correct, count = dist.sum([loss_sum, correct, count])
-        count = int(count)
+    loss_sum, correct, count = rt.dist.sum([loss_sum, correct, count])
+    count = int(count)
     if count == 0:
         return {"loss": float("nan"), "acc": float("nan"), "count": 0}
     return {"loss": loss_sum / count, "acc": correct / count, "count": count}
@@ -72,10 +68,8 @@ def evaluate_single_view(
 def recalibrate_bn(
     model: nn.Module,
     loader: Iterable[dict[str, Any]],
-    device: torch.device,
-    runtime: RuntimeConfig,
+    rt: Runtime,
     batches: int,
-    dist: Dist | None = None,
 ) -> int:
     """Re-estimate BatchNorm running statistics from training batches.
 
@@ -98,15 +92,15 @@ def recalibrate_bn(
     for batch in itertools.islice(loader, batches):
         if batch["label"].numel() == 0:
             continue
-        with autocast(runtime, device):
-            model(prepare_input(batch["clip"], runtime, device))
+        with rt.autocast():
+            model(rt.input(batch["clip"]))
         seen += batch["label"].numel()
     for m, mom in zip(bns, saved):
         m.momentum = mom
     model.train(was_training)
-    if dist is not None and dist.enabled:
-        dist.average(b for m in bns for b in (m.running_mean, m.running_var) if b is not None)
-        seen = int(dist.sum([seen])[0])
+    if rt.dist.enabled:
+        rt.dist.average(b for m in bns for b in (m.running_mean, m.running_var) if b is not None)
+        seen = int(rt.dist.sum([seen])[0])
     return seen
 
 
@@ -135,12 +129,10 @@ def weight_step(
     params: list[nn.Parameter],
     opt: torch.optim.Optimizer,
     batch: dict[str, Any],
-    device: torch.device,
-    runtime: RuntimeConfig,
+    rt: Runtime,
     lr: float,
     grad_clip: float | None,
     check: Any,
-    dist: Dist | None = None,
     scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[float, int, int]:
     """One SGD step on cross-entropy; returns this rank's (summed loss, correct, clips).
@@ -150,14 +142,14 @@ def weight_step(
     whose part is empty while others' are not still runs (a zero clip with weight
     0), because DDP needs every rank in every backward pass.
 
-    ``scaler``: the run's gradient scaler (:func:`vidnas.engine.runtime.grad_scaler`;
-    enabled for fp16 only). Gradients are unscaled before clipping, and a step whose
-    scaled gradients overflowed is skipped (and the scale lowered), as
+    ``scaler``: the run's gradient scaler (:meth:`Runtime.grad_scaler`; enabled for
+    fp16 only). Gradients are unscaled before clipping, and a step whose scaled
+    gradients overflowed is skipped (and the scale lowered), as
     ``torch.amp.GradScaler`` does. None: no scaling.
     """
-    dist = dist or Dist()
+    dist = rt.dist
     if scaler is None:
-        scaler = grad_scaler("fp32", device)
+        scaler = torch.amp.GradScaler(rt.device.type, enabled=False)
     n = batch["label"].numel()
     scale, n_global = dist.loss_scale(n)
     if n_global == 0:
@@ -165,11 +157,11 @@ def weight_step(
     clip, y = batch["clip"], batch["label"]
     if n == 0:
         clip, y = torch.zeros((1, *clip.shape[1:])), torch.zeros(1, dtype=torch.int64)
-    x = prepare_input(clip, runtime, device)
-    y = y.to(device)
+    x = rt.input(clip)
+    y = y.to(rt.device)
     for g in opt.param_groups:
         g["lr"] = lr
-    with autocast(runtime, device):
+    with rt.autocast():
         logits = model(x)
     loss = nn.functional.cross_entropy(logits.float(), y)
     check(loss)

@@ -17,7 +17,7 @@ import math
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
-from vidnas.config import SpaceConfig
+from vidnas.config import Config, SpaceConfig
 from vidnas.errors import ConfigError
 from vidnas.models.ops import SKIP, is_conv_op, op_dilation
 
@@ -202,6 +202,14 @@ class SearchSpace:
             f"distinct derived networks (skip placements merged): {self.distinct_networks}",
         ]
         return "\n".join(lines)
+
+
+def search_space(cfg: Config) -> SearchSpace:
+    """The space a config searches: its space, checked against its input and
+    restricted to the searched dimensions (``search.dimensions``). Built once per run."""
+    space = SearchSpace.from_config(cfg.space)
+    space.check_input(cfg.input)
+    return space.restrict(cfg.search.dimensions)
 
 
 def _scale(width: int, m: float, key: str) -> int:

@@ -11,26 +11,16 @@ from the same state, so alpha and beta stay identical on every rank.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from vidnas.config import Config
-from vidnas.engine.distributed import Dist
-from vidnas.engine.runtime import autocast, grad_scaler, prepare_input
+from vidnas.config import SearchConfig
+from vidnas.engine.runtime import Runtime
+from vidnas.nas.penalty import CostPenalty
 from vidnas.nas.supernet import Supernet
-
-
-def cost_term(gmacs: torch.Tensor, cfg: Config) -> torch.Tensor:
-    """lambda * log_k(C) (eq. 5); in budget mode lambda * |log_k(C / budget)|, which pulls
-    the expected cost towards the budget from either side."""
-    s = cfg.search
-    if s.budget_gmacs is not None:
-        return s.cost_lambda * torch.abs(torch.log(gmacs / s.budget_gmacs)) / math.log(s.cost_base)
-    return s.cost_lambda * torch.log(gmacs) / math.log(s.cost_base)
 
 
 class GradStats:
@@ -92,18 +82,19 @@ class Architect:
     def __init__(
         self,
         net: Supernet,
-        cfg: Config,
-        dist: Dist | None = None,
-        scaler: torch.amp.GradScaler | None = None,
+        search: SearchConfig,
+        penalty: CostPenalty,
+        rt: Runtime,
     ) -> None:
-        """``cfg.runtime.precision`` must be resolved; ``scaler``: the step's own
+        """Adam on alpha and beta as ``search`` sets it (``arch_*``), against
+        cross-entropy plus ``penalty`` of the expected GMACs. The step has its own
         gradient scaler (fp16: alpha and beta's gradients flow back through fp16
-        activations), None for none. Its scale is kept apart from the weight step's,
-        whose loss and gradients are of another size."""
-        self.net, self.cfg = net, cfg
-        self.dist = dist or Dist()
-        self.scaler = scaler if scaler is not None else grad_scaler("fp32", torch.device("cpu"))
-        s = cfg.search
+        activations), its scale kept apart from the weight step's, whose loss and
+        gradients are of another size."""
+        self.net, self.penalty, self.rt = net, penalty, rt
+        self.dist = rt.dist
+        self.scaler = rt.grad_scaler()
+        s = search
         self.params = net.arch_parameters()
         self.weights = list(net.weight_parameters())  # frozen during the step
         self.opt = torch.optim.Adam(
@@ -117,13 +108,12 @@ class Architect:
         self.grad_stats = GradStats(sum(p.numel() for p in self.params))
 
     def cost(self) -> torch.Tensor:
-        return cost_term(self.net.expected_macs() / 1e9, self.cfg)
+        return self.penalty(self.net.expected_macs() / 1e9)
 
     def step(
         self,
         forward: Callable[[torch.Tensor], torch.Tensor],
         batch: dict[str, Any],
-        device: torch.device,
         check: Callable[[torch.Tensor], None],
     ) -> tuple[float, float, int]:
         """One step on a validate batch through ``forward`` (the supernet, relaxed or
@@ -136,13 +126,13 @@ class Architect:
             p.requires_grad_(False)
         try:
             if n:
-                x = prepare_input(batch["clip"], self.cfg.runtime, device)
-                y = batch["label"].to(device)
-                with autocast(self.cfg.runtime, device):
+                x = self.rt.input(batch["clip"])
+                y = batch["label"].to(self.rt.device)
+                with self.rt.autocast():
                     logits = forward(x)
                 ce = nn.functional.cross_entropy(logits.float(), y)
             else:  # this rank's part was all unreadable: it adds the cost term only
-                ce = torch.zeros((), device=device)
+                ce = torch.zeros((), device=self.rt.device)
             cost = self.cost().float()
             loss = ce + cost
             check(loss)
@@ -158,18 +148,26 @@ class Architect:
         return loss.item() * n, ce.item() * n, n
 
     def epoch_grad_stats(self) -> dict[str, float | None]:
-        """The epoch's gradient figures for alpha and for beta, then a fresh count."""
+        """The epoch's gradient figures for alpha and for beta and the number of steps
+        they cover (``arch_steps``), then a fresh count."""
         out = self.grad_stats.summary("alpha", slice(0, self.n_alpha))
         out.update(self.grad_stats.summary("beta", slice(self.n_alpha, None)))
+        out["arch_steps"] = self.grad_stats.count
         self.grad_stats.reset()
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"opt": self.opt.state_dict(), "grad_stats": self.grad_stats.state_dict()}
+        return {
+            "opt": self.opt.state_dict(),
+            "grad_stats": self.grad_stats.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "opt" in state:
             self.grad_stats.load_state_dict(state["grad_stats"])
+            if state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
             state = state["opt"]
         self.opt.load_state_dict(state)
         self.dist.broadcast(self.params)  # the same alpha and beta everywhere, whatever happened

@@ -22,12 +22,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from vidnas.config import Config, config_from_dict
+from vidnas.engine.rundir import RunDir
+from vidnas.errors import SpecError
 from vidnas.models import cost as costs
 from vidnas.models.network import VidNet
 from vidnas.models.ops import (
@@ -38,7 +42,9 @@ from vidnas.models.ops import (
     make_op,
     rename_legacy_keys,
 )
-from vidnas.models.space import SearchSpace
+from vidnas.models.space import SearchSpace, search_space
+
+CHECKPOINT_KIND = "search"  # the kind of checkpoint a search writes
 
 
 class MixedOp(nn.Module):
@@ -151,7 +157,8 @@ def expected_cost(
         c_here = c_stack + (table.classifier if nxt is None else nxt)
         p = path_probs[s].to(torch.float64)
         nxt = (p * (table.transition[s] + c_here.unsqueeze(0))).sum(dim=1)  # C of previous stage
-    assert nxt is not None and nxt.numel() == 1
+    if nxt is None or nxt.numel() != 1:
+        raise SpecError("a cost table needs at least one stage, whose first has one input")
     return table.stem + nxt[0]
 
 
@@ -331,20 +338,29 @@ def inherit_weights(
     """
     spec = net.spec
     if len(spec.stages) != len(supernet.stages):
-        raise ValueError("network and supernet have different numbers of stages")
+        raise SpecError("network and supernet have different numbers of stages")
     net.stem.load_state_dict(supernet.stem.state_dict())
     prev = 0
     for s, (stage, node_idx, keep) in enumerate(zip(net.stages, path, layers)):
         node = supernet.stages[s].nodes[node_idx]
         st = spec.stages[s]
         if node.width != st.width or len(keep) != len(st.ops):
-            raise ValueError(f"stage {s + 2}: network does not match the supernet path")
+            raise SpecError(f"stage {s + 2}: network does not match the supernet path")
         stage.transition.load_state_dict(node.transitions[prev].state_dict())
         for block, layer_idx, op in zip(stage.blocks, keep, st.ops):
             block.load_state_dict(node.layers[layer_idx].ops[op].state_dict())
         prev = node_idx
     if classifier:
         net.classifier.fc.load_state_dict(supernet.classifiers[prev].fc.state_dict())
+
+
+def load_supernet(run_dir: str | Path) -> tuple[Supernet, Config, list[str]]:
+    """The supernet of a search run's last checkpoint, with the run's config and classes."""
+    state = RunDir(run_dir).load_last(CHECKPOINT_KIND)
+    cfg = config_from_dict(state["config"], validate=False)
+    supernet = Supernet(search_space(cfg), cfg.input, len(state["classes"]))
+    supernet.load_state_dict(state["model"])
+    return supernet, cfg, list(state["classes"])
 
 
 def _legacy_keys(module: nn.Module, state_dict: dict[str, Any], *args: Any) -> None:

@@ -1,2 +1,2 @@
-"""What a run shows a person: PNG figures (``plots``) and Markdown reports
-(``markdown``)."""
+"""What a run shows a person: PNG figures (``plots``), Markdown reports
+(``markdown``) and the search's verdict in words (``verdict``)."""

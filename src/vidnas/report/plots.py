@@ -14,6 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyBboxPatch
 
+from vidnas.config import SearchConfig
+from vidnas.models.space import SearchSpace
 from vidnas.models.spec import ArchSpec
 
 SET_COLOURS = {"train": "tab:blue", "val": "tab:green", "inference": "tab:red"}
@@ -25,6 +27,23 @@ def _save(fig: Any, path: Path) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def plot_search(
+    folder: Path,
+    history: Sequence[dict[str, Any]],
+    arch_history: Sequence[dict[str, Any]],
+    space: SearchSpace,
+    search: SearchConfig,
+) -> None:
+    """A search's figures as they stand after an epoch: its curves
+    (``search_curves.png``) and alpha and beta (``arch_params.png``)."""
+    plot_curves(
+        history, folder / "search_curves.png", warmup_epochs=search.warmup_epochs, title="search"
+    )
+    plot_arch_params(
+        arch_history, [st.widths for st in space.stages], space.ops, folder / "arch_params.png"
+    )
 
 
 def plot_curves(

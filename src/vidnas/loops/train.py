@@ -10,9 +10,9 @@ a stratified part of the training list for per-epoch validation
 (``train.holdout=0`` validates on the test list, as PySlowFast and MMAction2 do).
 
 ``init_from`` starts from the supernet's weights of the derived path (the
-paper's "weight information"); since those BatchNorm statistics were gathered
-on mixtures of paths, they are re-estimated for the derived network before it
-is first evaluated.
+paper's "weight information"), the path that the search's ``arch.json``
+records; since those BatchNorm statistics were gathered on mixtures of paths,
+they are re-estimated for the derived network before it is first evaluated.
 
 Checkpoints follow the search's contract (one object, atomic, exact resume, the
 resolved precision and the fp16 gradient scaler's state included) and are
@@ -36,7 +36,6 @@ from vidnas.data import ClipDataset, holdout_split, load_index, make_loader
 from vidnas.engine.checkpoint import save_checkpoint
 from vidnas.engine.loop import RunLoop
 from vidnas.engine.rundir import RunDir, open_run
-from vidnas.engine.runtime import cosine_lr, prepare_module
 from vidnas.engine.steps import (
     evaluate_single_view,
     recalibrate_bn,
@@ -50,9 +49,7 @@ from vidnas.models.model_file import KIND, model_payload
 from vidnas.models.network import VidNet, build_network
 from vidnas.models.space import SearchSpace
 from vidnas.models.spec import ArchSpec
-from vidnas.nas.derive import derive_from
-from vidnas.nas.search import load_supernet
-from vidnas.nas.supernet import inherit_weights
+from vidnas.nas.supernet import inherit_weights, load_supernet
 from vidnas.report import plots
 from vidnas.report.markdown import write_train_report
 
@@ -86,18 +83,23 @@ def resolve_train_arch(arch: str | Path | ArchSpec, cfg: Config, num_classes: in
 
 
 def inherit_from_search(net: VidNet, search_run: str | Path) -> dict[str, Any]:
-    """Copy the weights of the path that ``search_run`` derives into ``net``.
+    """Copy the weights of the path that ``search_run`` derived (its ``arch.json``
+    records it) into ``net``.
 
-    The network must be the one that run derives (same stem, widths, strides and
+    The network must be the one that run derived (same stem, widths, strides and
     ops; its input size may differ, since conv weights do not depend on it). With a
     different class count the classifier keeps its fresh initialisation.
     """
     run = RunDir(search_run)
-    supernet, search_cfg, _ = load_supernet(run.path)
-    d = derive_from(
-        supernet, None, search_cfg.search.budget_gmacs, search_cfg.search.budget_tolerance
-    )
-    mine, theirs = net.spec, d.spec
+    if not run.arch_path.exists():
+        raise ConfigError(f"--init-from {run.path}: no arch.json (did the search finish?)")
+    theirs = ArchSpec.load(run.arch_path)
+    found = theirs.meta.get("x-search", {})
+    if "path" not in found or "layers" not in found:
+        raise ConfigError(f"--init-from {run.path}: its arch.json records no supernet path")
+    path, layers = found["path"], found["layers"]
+    supernet, _, _ = load_supernet(run.path)
+    mine = net.spec
     if (mine.stem_width, mine.stem_stride, mine.stages) != (
         theirs.stem_width,
         theirs.stem_stride,
@@ -108,14 +110,14 @@ def inherit_from_search(net: VidNet, search_run: str | Path) -> dict[str, Any]:
             "search derives; train its arch.json"
         )
     same_classes = mine.num_classes == theirs.num_classes
-    inherit_weights(net, supernet, d.path, d.layers, classifier=same_classes)
+    inherit_weights(net, supernet, path, layers, classifier=same_classes)
     if not same_classes:
         log.info(
             "the search had %d classes, this dataset %d: the classifier starts fresh",
             theirs.num_classes,
             mine.num_classes,
         )
-    return {"search_run": str(run.path), "path": list(d.path), "classifier": same_classes}
+    return {"search_run": str(run.path), "path": list(path), "classifier": same_classes}
 
 
 class TrainLoop(RunLoop):
@@ -128,7 +130,6 @@ class TrainLoop(RunLoop):
         self, cfg: Config, run: RunDir, spec: ArchSpec | str | Path, progress: bool = True
     ) -> None:
         super().__init__(cfg, run, progress)
-        cfg = self.cfg  # with runtime.precision resolved
         index = load_index(cfg, "train")
         self.classes = list(index.classes)
         t = cfg.train
@@ -147,9 +148,7 @@ class TrainLoop(RunLoop):
         }
         self.spec = resolve_train_arch(spec, cfg, len(self.classes))
         torch.manual_seed(cfg.seed)
-        self.net = prepare_module(
-            build_network(self.spec, t.dropout, t.residual_init), cfg.runtime, self.device
-        )
+        self.net = self.rt.module(build_network(self.spec, t.dropout, t.residual_init))
         self.ddp = self.data_parallel(self.net)
         self.params = list(self.net.parameters())
         self.opt = weight_optimizer(t.optimizer, self.params, t.lr, t.momentum, t.weight_decay)
@@ -187,7 +186,7 @@ class TrainLoop(RunLoop):
     def state_dict(self) -> dict[str, Any]:
         return {
             **super().state_dict(),
-            **model_payload(self.net, self.classes, self.cfg, self._metrics()),
+            **model_payload(self.net, self.classes, self.resolved_config(), self._metrics()),
             "opt": self.opt.state_dict(),
             "best": dict(self.best),
             "init": self.init,
@@ -221,10 +220,8 @@ class TrainLoop(RunLoop):
         res = evaluate_single_view(
             self.net,
             self._loader("val", 0),
-            self.device,
-            self.cfg.runtime,
+            self.rt,
             on_batch=lambda b: self.bad.update(b["failed"]),
-            dist=self.dist,
         )
         self.merge_bad_videos()
         return res
@@ -239,10 +236,8 @@ class TrainLoop(RunLoop):
             self.init["bn_clips"] = recalibrate_bn(
                 self.net,
                 self._loader("train_eval", 0),
-                self.device,
-                self.cfg.runtime,
+                self.rt,
                 self.cfg.train.bn_recalibration_batches,
-                self.dist,
             )
             res = self._validate()
             self.init.update(val_acc=res["acc"], val_loss=res["loss"])
@@ -252,12 +247,10 @@ class TrainLoop(RunLoop):
 
     def _lr(self) -> float:
         t = self.cfg.train
-        warmup = round(t.lr_warmup_epochs * self.steps_per_epoch)
-        step = self.epoch * self.steps_per_epoch + self.step
-        return cosine_lr(step, self.total_steps, t.lr, t.lr_min, warmup)
+        return self.scheduled_lr(t.lr, t.lr_min, t.lr_warmup_epochs)
 
     def run_epoch(self) -> None:
-        cfg, t, e = self.cfg, self.cfg.train, self.epoch
+        t, e = self.cfg.train, self.epoch
         started = time.perf_counter()
         loader = self._loader("train", e, self.step)
         self.net.train()
@@ -272,12 +265,10 @@ class TrainLoop(RunLoop):
                     self.params,
                     self.opt,
                     batch,
-                    self.device,
-                    cfg.runtime,
+                    self.rt,
                     lr,
                     t.grad_clip,
                     self.check("training"),
-                    self.dist,
                     self.scaler,
                 )
                 self.add(loss=loss, correct=correct, count=n)
@@ -312,7 +303,7 @@ class TrainLoop(RunLoop):
         self.done = self.epoch >= t.epochs
         self.save()
         if improved and self.dist.main:
-            payload = model_payload(self.net, self.classes, cfg, self._metrics())
+            payload = model_payload(self.net, self.classes, self.resolved_config(), self._metrics())
             save_checkpoint(self.best_path, payload, kind=KIND)
         self._write_outputs()
         log.info(
@@ -348,7 +339,8 @@ class TrainLoop(RunLoop):
             "last_val_acc": self.history[-1]["val_acc"] if self.history else None,
             "val_source": self.val_source,
             "train_seconds": round(self.elapsed, 1),
-            "precision": self.precision,
+            "precision": self.rt.precision,
+            "world_size": self.dist.world,
             "init": self.init,
             "bad_videos": self.bad.count,
         }
