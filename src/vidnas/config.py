@@ -210,7 +210,7 @@ class TrainConfig:
     # the identity (docs/design.md, "Initialisation"). At 0 a block's convs get no
     # gradient until its scale has grown, and on a task that only long temporal
     # context solves none ever did: every network trained as its transitions alone
-    # (docs/results.md, "A benchmark where architecture decides").
+    # (docs/results.md, "Live residual blocks").
     residual_init: float = 0.0
     grad_clip: float | None = None
     # Fraction of the training list held out for per-epoch validation; 0 validates on
