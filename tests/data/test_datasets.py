@@ -6,6 +6,7 @@ import shutil
 import pytest
 import torch
 from datahelpers import ASSETS, make_broken_files
+from tests.conftest import tiny
 
 from vidnas.config import load_config
 from vidnas.data import (
@@ -175,7 +176,7 @@ def test_video_views_names_an_unreadable_file(tmp_path):
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video")
     with pytest.raises(DataError, match=r"notes.mp4: not a readable video"):
-        video_views(str(bad), load_config("tiny"), clips=2, crops=3)
+        video_views(str(bad), tiny(), clips=2, crops=3)
 
 
 def test_search_pipeline_end_to_end(tiny_data_cfg, tmp_path):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from datahelpers import write_video
+from tests.conftest import tiny
 
-from vidnas.config import load_config
 from vidnas.data import load_index
 from vidnas.errors import DataError
 
@@ -24,7 +24,7 @@ def _put(clip: Path, path: Path) -> None:
 
 
 def _cfg(root: Path, fmt: str, *extra: str):
-    return load_config("tiny", [f"data.root={root}", f"data.format={fmt}", *extra])
+    return tiny(root, f"data.format={fmt}", *extra)
 
 
 def _ucf(root: Path, clip: Path, lists: Path, videos: Path, crlf: bool = True) -> None:

@@ -4,8 +4,8 @@ import json
 from collections import Counter
 
 import pytest
+from tests.conftest import tiny
 
-from vidnas.config import load_config
 from vidnas.data.index import VideoIndex, VideoRecord
 from vidnas.data.split import holdout_split, search_split, stratified_split
 from vidnas.errors import DataError
@@ -42,7 +42,7 @@ def test_split_is_seeded():
 def test_search_split_is_saved_and_read_back_never_recomputed(tmp_path):
     index = _index([12] * 5)
     path = tmp_path / "run" / "split.json"
-    train, validate, inference = search_split(index, load_config("tiny"), path)
+    train, validate, inference = search_split(index, tiny(), path)
     assert (len(train), len(validate), len(inference)) == (36, 12, 12)
     assert train.classes == index.classes and train.root == "/data"
     doc = json.loads(path.read_text())
@@ -50,7 +50,7 @@ def test_search_split_is_saved_and_read_back_never_recomputed(tmp_path):
     assert doc["parts"]["validate"][0] == [validate.records[0].path, validate.records[0].label]
     assert [p.name for p in path.parent.iterdir()] == ["split.json"]  # written atomically
     # Another seed, or other fractions: the saved split still wins.
-    other = load_config("tiny", ["seed=5", "data.search_split=[0.5,0.25,0.25]"])
+    other = tiny(None, "seed=5", "data.search_split=[0.5,0.25,0.25]")
     again = search_split(index, other, path)
     assert [p.records for p in again] == [train.records, validate.records, inference.records]
     fresh = search_split(index, other, tmp_path / "fresh.json")
@@ -60,21 +60,21 @@ def test_search_split_is_saved_and_read_back_never_recomputed(tmp_path):
 def test_saved_split_refuses_a_changed_dataset(tmp_path):
     index = _index([12] * 5)
     path = tmp_path / "split.json"
-    search_split(index, load_config("tiny"), path)
+    search_split(index, tiny(), path)
     smaller = VideoIndex(index.records[1:], index.classes, [], index.root)
     with pytest.raises(DataError, match="not .* in the dataset now"):
-        search_split(smaller, load_config("tiny"), path)
+        search_split(smaller, tiny(), path)
     larger = _index([13] * 5)
     with pytest.raises(DataError, match="in no part of this split"):
-        search_split(larger, load_config("tiny"), path)
+        search_split(larger, tiny(), path)
     path.write_text("{broken")
     with pytest.raises(DataError, match="unreadable split file"):
-        search_split(index, load_config("tiny"), path)
+        search_split(index, tiny(), path)
 
 
 def test_search_split_needs_enough_videos(tmp_path):
     with pytest.raises(DataError, match="too few"):
-        search_split(_index([2]), load_config("tiny"), tmp_path / "s.json")
+        search_split(_index([2]), tiny(), tmp_path / "s.json")
 
 
 def test_holdout_split(tmp_path):
@@ -86,6 +86,6 @@ def test_holdout_split(tmp_path):
     assert again[1].records == hold.records  # read back, not recomputed
     train, hold = holdout_split(index, 0.0, seed=0, path=tmp_path / "none.json")
     assert len(train) == 60 and len(hold) == 0
-    search_split(index, load_config("tiny"), tmp_path / "search.json")
+    search_split(index, tiny(), tmp_path / "search.json")
     with pytest.raises(DataError, match="not a 'holdout' split file"):
         holdout_split(index, 0.1, seed=0, path=tmp_path / "search.json")

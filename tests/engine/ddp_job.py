@@ -10,14 +10,14 @@ import sys
 
 import torch
 
-from vidnas.config import load_config
+from tests.conftest import tiny
 from vidnas.engine import distributed
 from vidnas.engine.rundir import open_run
 
 
 def main() -> None:
     what, out, data_root, *overrides = sys.argv[1:]
-    cfg = load_config("tiny", [f"data.root={data_root}", "runtime.threads=1", *overrides])
+    cfg = tiny(data_root, "runtime.threads=1", *overrides)
     if what == "search":
         from vidnas.loops.search import KIND, SearchLoop
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ import torch
 import torch.distributed as tdist
 import torch.multiprocessing as mp
 
-from tests.conftest import tiny
+from tests.conftest import sigkill_at_checkpoint, tiny
 from vidnas.engine.checkpoint import load_checkpoint
 from vidnas.engine.distributed import Dist, shard_batches
 from vidnas.engine.runtime import Runtime
@@ -215,21 +213,15 @@ def test_a_killed_rank_stops_the_job_and_resume_continues_exactly(
         torchrun(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env()
     )
     ckpt = out / "checkpoints" / "last.pt"
-    deadline, killed = time.time() + 240, None
-    while time.time() < deadline and launcher.poll() is None and killed is None:
-        try:
-            state = load_checkpoint(ckpt, "search") if ckpt.exists() else None
-        except Exception:  # being replaced right now
-            state = None
-        if state and state["epoch"] >= 1:  # (tiny has one step per epoch at this batch)
-            workers = _children(launcher.pid)
-            if len(workers) == 2:
-                os.kill(max(workers), signal.SIGKILL)  # rank 1, started second
-                killed = (state["epoch"], state["step"])
-        time.sleep(0.01)
+
+    def rank_1() -> int | None:  # started second
+        workers = _children(launcher.pid)
+        return max(workers) if len(workers) == 2 else None
+
+    # (tiny has one step per epoch at this batch)
+    killed = sigkill_at_checkpoint(launcher, ckpt, "search", lambda s: s["epoch"] >= 1, rank_1)
     text, _ = launcher.communicate(timeout=120)
-    if killed is None:
-        pytest.skip("the run finished before a checkpoint could be caught")
+    assert killed is not None, "the run ended before a checkpoint of epoch 2 was caught"
     assert launcher.returncode != 0
     assert "SIGKILL" in text or "Signal 9" in text, text[-2000:]
     # Resume under torchrun; it must end where an uninterrupted 2-process run ends.

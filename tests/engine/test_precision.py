@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from tests.conftest import tiny
-from vidnas.config import ConfigError, RuntimeConfig, load_config
+from tests.conftest import Killed, kill_after, tiny
+from vidnas.config import ConfigError, RuntimeConfig
 from vidnas.engine import runtime
 from vidnas.engine.checkpoint import load_checkpoint
 from vidnas.engine.rundir import open_run
@@ -41,30 +41,13 @@ _NO_CPU_FP16 = _cpu_fp16_conv3d()
 needs_cpu_fp16 = pytest.mark.skipif(_NO_CPU_FP16 is not None, reason=_NO_CPU_FP16 or "")
 
 
-class _Killed(Exception):
-    """Stands for a SIGKILL right after a mid-epoch checkpoint (in-process, for speed)."""
-
-
-def _kill_after(monkeypatch: pytest.MonkeyPatch, loop_cls: type, epoch: int, step: int) -> None:
-    """Make ``loop_cls`` stop as if killed once it checkpointed at (epoch, step)."""
-    checkpoint_due = loop_cls.checkpoint_due
-
-    def due_then_die(self, every, steps, started):
-        started = checkpoint_due(self, every, steps, started)
-        if (self.epoch, self.step) == (epoch, step):
-            raise _Killed
-        return started
-
-    monkeypatch.setattr(loop_cls, "checkpoint_due", due_then_die)
-
-
 def _last(out: Path, kind: str) -> dict:
     return load_checkpoint(out / "checkpoints" / "last.pt", kind)
 
 
 def test_a_bad_precision_names_the_key():
     with pytest.raises(ConfigError, match=r"runtime\.precision: expected one of 'auto', 'fp32'"):
-        load_config("tiny", ["runtime.precision=fp8"])
+        tiny(None, "runtime.precision=fp8")
 
 
 def test_auto_on_a_cpu_measures_and_picks_fp32_or_bf16(caplog):
@@ -147,8 +130,8 @@ def test_fp16_training_resumes_exactly_with_its_scaler(tmp_path, data_root, monk
     for row in ref.history:
         assert math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"]), row
 
-    _kill_after(monkeypatch, TrainLoop, epoch=1, step=2)
-    with pytest.raises(_Killed):
+    kill_after(monkeypatch, TrainLoop, epoch=1, step=2)
+    with pytest.raises(Killed):
         run_train("r2plus1d-baseline", cfg, out=tmp_path / "cut", progress=False)
     monkeypatch.undo()
     cut = _last(tmp_path / "cut", "train")
@@ -182,8 +165,8 @@ def test_fp16_search_scales_both_steps_and_resumes_exactly(tmp_path, data_root, 
         assert math.isfinite(row["train_loss"]), row
     assert math.isfinite(ref.history[-1]["arch_step_loss"])
 
-    _kill_after(monkeypatch, SearchLoop, epoch=0, step=2)
-    with pytest.raises(_Killed):
+    kill_after(monkeypatch, SearchLoop, epoch=0, step=2)
+    with pytest.raises(Killed):
         run_search(tiny(data_root, *over), out=tmp_path / "cut", progress=False)
     monkeypatch.undo()
     cut = _last(tmp_path / "cut", "search")

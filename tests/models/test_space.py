@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from tests.conftest import tiny
 from vidnas.config import ConfigError, SpaceConfig, StageSpace, load_config
 from vidnas.models.ops import op_dilation
 from vidnas.models.space import SearchSpace
@@ -104,7 +105,7 @@ def test_cli_names_the_bad_key():
 def test_bad_spaces_name_the_key(override, message):
     """The space validates itself (config imports no other module): a bad space is
     refused when it is built, before any run starts (tests/nas/test_search.py)."""
-    cfg = load_config("tiny", [override])
+    cfg = tiny(None, override)
     with pytest.raises(ConfigError) as err:
         SearchSpace.from_config(cfg.space).check_input(cfg.input)
     assert message in str(err.value)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import cli, kill_mid_epoch, tiny
+from tests.conftest import cli, copy_run, kill_mid_epoch, tiny
 from vidnas.config import ConfigError, load_config
 from vidnas.engine.checkpoint import load_checkpoint
 from vidnas.errors import NonFiniteLoss, RunError
@@ -86,8 +86,9 @@ def test_search_writes_every_artefact(finished_run):
     assert ckpt["done"] and ckpt["epoch"] == cfg.search.epochs
 
 
-def test_resuming_a_finished_run_changes_nothing(finished_run):
-    out, result = finished_run
+def test_resuming_a_finished_run_changes_nothing(finished_run, tmp_path):
+    src, result = finished_run
+    out = copy_run(src, tmp_path / "search")  # the shared run is read only
     before = (out / "metrics.jsonl").read_text()
     again = run_search(resume=out, progress=False)
     assert again.derivation.spec == result.derivation.spec
@@ -97,7 +98,7 @@ def test_resuming_a_finished_run_changes_nothing(finished_run):
 def test_existing_run_directory_is_refused(finished_run):
     out, _ = finished_run
     with pytest.raises(RunError, match="already holds a run; use --resume"):
-        run_search(load_config("tiny"), out=out, progress=False)
+        run_search(tiny(), out=out, progress=False)
 
 
 def _final_arch_params(out: Path) -> list[torch.Tensor]:
@@ -197,21 +198,21 @@ def test_input_too_small_is_refused_before_anything_runs(tmp_path):
 
 
 def test_ablation_switches_fix_the_unsearched_dimensions():
-    cfg = load_config("tiny", ["search.dimensions=[depth]"])
+    cfg = tiny(None, "search.dimensions=[depth]")
     space = search_space(cfg)
     assert all(len(st.widths) == 1 for st in space.stages)
     assert space.ops == ("dil1", "skip")
     with pytest.raises(ConfigError, match="search at least one of channels, ops, depth"):
-        load_config("tiny", ["search.dimensions=[]"])
+        tiny(None, "search.dimensions=[]")
 
 
 @pytest.mark.parametrize("budget_factor", [0.6, 1.25])  # the tiny space spans 0.48x-1.37x
 def test_budget_mode_pulls_the_expected_cost_to_the_budget(budget_factor):
-    cfg = load_config("tiny")
+    cfg = tiny()
     sn = Supernet(search_space(cfg), cfg.input, 4)
     start = sn.expected_macs().item() / 1e9
     budget = start * budget_factor
-    cfg = load_config("tiny", [f"search.budget_gmacs={budget}", "search.cost_lambda=1"])
+    cfg = tiny(None, f"search.budget_gmacs={budget}", "search.cost_lambda=1")
     penalty = CostPenalty.from_config(cfg.search)
     opt = torch.optim.Adam(sn.arch_parameters(), lr=0.05)
     for _ in range(300):
