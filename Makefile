@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine with Python 3.10+ and pip:
 #   make demo   the main job on the built-in synthetic dataset
-#   make test   the test suite
+#   make test   the test suite (make test-fast: without the end-to-end runs)
 # Each creates .venv when missing; a second run only re-installs when
 # pyproject.toml or the constraints changed.
 
@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vidnas-installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test test-fast lint clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

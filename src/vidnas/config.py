@@ -83,9 +83,11 @@ class SynthConfig:
 
     # What tells the classes apart (one module per task in vidnas.data.synth;
     # docs/design.md, "Data"). motion: how small objects move (up to 10 classes; 3-9
-    # frames of context). echo: every frame's colour comes back 1-4 of 5 colours on
-    # ``lag`` frames later (4 classes), so a network needs ``lag + 1`` frames of context.
-    task: Literal["motion", "echo"] = "motion"
+    # frames of context). The task suite: echo (every frame's colour comes back 1-4
+    # of 5 colours on ``lag`` frames later: ``lag + 1`` frames of context), detail
+    # (small objects, 3 frames of motion: spatial detail) and context (small objects,
+    # 5-6 frames of motion: mid-range context), 4 classes each.
+    task: Literal["motion", "echo", "detail", "context"] = "motion"
     # motion: the first ``classes`` of the 10 built-in motion classes; others: 4.
     classes: int = 10
     per_class: int = 30
@@ -134,7 +136,10 @@ class SearchConfig:
     """The bilevel search (paper section 3.3 and appendix A.1)."""
 
     epochs: int = 70
-    warmup_epochs: int = 10
+    # Epochs of weight steps only before the architecture moves; null: follow the
+    # budget, ceil(epochs / 7) (the paper's 10 of 70; docs/design.md, "The search
+    # schedule").
+    warmup_epochs: int | None = 10
     batch_size: int = 8
     # Weights w: SGD (the paper) or AdamW, with cosine annealing, after
     # w_lr_warmup_epochs of linear warm-up (0: none, the paper). In the relaxed supernet
@@ -151,7 +156,9 @@ class SearchConfig:
     # arch_eps x gradient instead of being normalised up to steps of about arch_lr,
     # which is how Adam turns a gradient of noise into certainty (docs/design.md,
     # "Search decisiveness").
-    arch_lr: float = 3e-4
+    # null: follow the budget, 0.3 * sqrt(675 / architecture steps) (docs/design.md,
+    # "The search schedule").
+    arch_lr: float | None = 3e-4
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_eps: float = 1e-8
     arch_weight_decay: float = 1e-3
@@ -409,7 +416,12 @@ def _check_range(cfg: Config) -> None:
     need(cfg.input[0] == 3, "input", "the channel count must be 3 (RGB)")
     s = cfg.search
     need(s.epochs > 0, "search.epochs", "must be > 0")
-    need(0 <= s.warmup_epochs <= s.epochs, "search.warmup_epochs", "must be in [0, search.epochs]")
+    need(
+        s.warmup_epochs is None or 0 <= s.warmup_epochs <= s.epochs,
+        "search.warmup_epochs",
+        "must be in [0, search.epochs], or null",
+    )
+    need(s.arch_lr is None or s.arch_lr > 0, "search.arch_lr", "must be > 0, or null")
     need(s.batch_size > 0, "search.batch_size", "must be > 0")
     need(
         0 <= s.w_lr_warmup_epochs < s.epochs,

@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from tests.conftest import cli
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
 
 def test_demo_runs_the_whole_job_and_says_what_each_undecided_choice_is_worth(tmp_path, data_root):
     out = tmp_path / "demo"
-    res = cli(
+    res = run_cli(
         "demo",
         "--out",
         str(out),

@@ -16,9 +16,14 @@ from vidnas.data.sampling import (
 
 
 def test_seeds_are_stable_and_distinct():
-    # A fixed value: the seed of a sample must not change between runs or machines.
-    assert derive_seed(0, 1, 2) == derive_seed(0, 1, 2)
+    # A fixed value: the seed of a sample must not change between runs, processes
+    # (whatever PYTHONHASHSEED says) or machines.
     assert derive_seed(0, 1, 2) == 6144801338459264829
+    assert (
+        derive_seed("op-sample", 0, "weight-step", 1, 2)
+        == derive_seed("op-sample", 0, "weight-step", 1, 2)
+        != derive_seed("op-sample", 0, "architecture-step", 1, 2)
+    )
     seeds = {derive_seed(0, e, i) for e in range(5) for i in range(50)}
     assert len(seeds) == 250
     assert derive_seed(1, "a") != derive_seed("1", "a")  # types are part of the key

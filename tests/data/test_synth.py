@@ -258,6 +258,7 @@ def _train(net, videos, labels, length, epochs=40, batch=8, seed=0):
     return net.eval()
 
 
+@pytest.mark.slow
 def test_a_frame_model_stays_at_chance_where_a_clip_model_learns(tmp_path):
     # Four classes that 3 frames tell apart (Glide, Shake, Stutter, Swing2): the same
     # network learns them from 16-frame clips, and nothing from single frames.

@@ -60,6 +60,73 @@ def test_auto_on_a_cpu_measures_and_picks_fp32_or_bf16(caplog):
     assert "fp32" in msg and msg.endswith(f"using {choice}")
 
 
+def _time_probe(monkeypatch: pytest.MonkeyPatch, fp32_s: float, bf16: float | Exception) -> list:
+    """Make the probe take ``fp32_s`` seconds in fp32 and ``bf16`` times that under bf16
+    autocast (or raise ``bf16``); returns the (dtype, give_up_after) it is asked for."""
+    asked = []
+
+    def probe(device, dtype, channels_last, give_up_after=None):
+        asked.append((dtype, give_up_after))
+        if dtype is None:
+            return fp32_s
+        if isinstance(bf16, Exception):
+            raise bf16
+        return bf16 * fp32_s
+
+    monkeypatch.setattr(runtime, "_probe_seconds", probe)
+    return asked
+
+
+def _auto_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "precision=auto" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("fraction", "choice"), [(0.5, "bf16"), (0.9, "bf16"), (0.91, "fp32"), (2.0, "fp32")]
+)
+def test_auto_takes_bf16_when_it_needs_at_most_90_percent_of_fp32s_time(
+    monkeypatch, caplog, fraction, choice
+):
+    caplog.set_level(logging.INFO, logger="vidnas.runtime")
+    asked = _time_probe(monkeypatch, 0.01, fraction)
+    assert resolve_precision(RuntimeConfig(precision="auto"), CPU) == choice
+    # fp32 first; bf16 may stop timing once it is slower than fp32 was
+    assert asked == [(None, None), (torch.bfloat16, 0.01)]
+    [line] = _auto_lines(caplog)
+    assert "10.0 ms in fp32" in line and f"{fraction * 10:.1f} ms under bf16" in line
+    assert "<= 90% of fp32's time" in line and line.endswith(f"using {choice}")
+
+
+def test_auto_falls_back_to_fp32_when_bf16_autocast_fails(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="vidnas.runtime")
+    _time_probe(monkeypatch, 0.01, RuntimeError("no bf16 conv3d on this CPU\n(details)"))
+    assert resolve_precision(RuntimeConfig(precision="auto"), CPU) == "fp32"
+    [line] = _auto_lines(caplog)
+    assert "bf16 autocast failed (no bf16 conv3d on this CPU)" in line
+    assert line.endswith("using fp32")
+
+
+@pytest.mark.parametrize(
+    ("loop", "fraction", "choice"), [("train", 0.9, "bf16"), ("search", 0.91, "fp32")]
+)
+def test_a_run_with_auto_computes_in_what_the_probe_decided(
+    tmp_path, data_root, monkeypatch, loop, fraction, choice
+):
+    asked = _time_probe(monkeypatch, 0.01, fraction)
+    cfg = tiny(data_root, "runtime.device=cpu", "runtime.precision=auto")
+    run, cfg, _ = open_run(loop, cfg, tmp_path / "run", None)
+    if loop == "train":
+        made = TrainLoop(cfg, run, "r2plus1d-baseline", progress=False)
+    else:
+        made = SearchLoop(cfg, run, progress=False)
+    assert len(asked) == 2  # measured once
+    assert made.rt.precision == choice
+    assert made.resolved_config().runtime.precision == choice
+    with torch.no_grad(), made.rt.autocast():
+        logits = made.net(made.rt.input(torch.zeros(1, *cfg.input)))
+    assert logits.dtype == (torch.bfloat16 if choice == "bf16" else torch.float32)
+
+
 def test_explicit_precisions_are_kept_and_auto_on_cuda_needs_no_measurement(monkeypatch):
     def no_probe(*args):
         raise AssertionError("measured")

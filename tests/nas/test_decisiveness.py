@@ -14,7 +14,7 @@ from vidnas.models.spec import ArchSpec
 from vidnas.nas.decisiveness import measure
 from vidnas.nas.derive import derive
 from vidnas.nas.heldout import calibrated_gain, choice_effects, confirmed, heldout_gain
-from vidnas.nas.supernet import Supernet
+from vidnas.nas.supernet import Supernet, frozen_bn_stats
 from vidnas.nas.verdict import Verdict, unsettled_epochs
 from vidnas.report.verdict import (
     heldout_line,
@@ -247,10 +247,29 @@ def test_forcing_a_width_measures_a_difference_when_the_widths_differ():
     widths = [
         c for c in measure(space, d.path, op_probs, path_probs, 0.6).choices if c.kind == "width"
     ]
-    effects = choice_effects(sn, widths, _batches(2, 4, seed=3), CPU)
-    assert len(effects) == 3 and all(e["ce_diff"] != 0.0 and e["se"] > 0 for e in effects)
-    # Another width is another cost (the wider candidate costs more)
-    assert all(e["gmacs_diff"] != 0.0 for e in effects)
+    batches = _batches(2, 4, seed=3)
+    effects = choice_effects(sn, widths, batches, CPU)
+    assert len(effects) == 3 and all(e["se"] > 0 for e in effects)
+    # Uniform beta: the winner is the first (narrowest) width, the runner-up the next,
+    # wider one, which costs more.
+    assert all(e["gmacs_diff"] > 0 for e in effects)
+    # The first choice's difference, computed here on its own: beta's row forced
+    # one-hot on each option, every batch on its own BatchNorm statistics.
+    c = widths[0]
+    ces = []
+    for option in (c.winner, c.runner_up):
+        sn.train()
+        with torch.no_grad(), frozen_bn_stats(sn):
+            beta = sn.betas[c.stage]
+            saved = beta.detach().clone()
+            beta[c.row] = -1e4
+            beta[c.row, option] = 0.0
+            logits = torch.cat([sn(b["clip"]) for b in batches])
+            beta.copy_(saved)
+        labels = torch.cat([b["label"] for b in batches])
+        ces.append(nn.functional.cross_entropy(logits.double(), labels, reduction="none"))
+    expected = float((ces[1] - ces[0]).mean())
+    assert effects[0]["ce_diff"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
 
 
 # ---------------------------------------------------------------------- the verdict

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import cli, copy_run, kill_mid_epoch, tiny
+from tests.conftest import Killed, copy_run, kill_after, kill_mid_epoch, run_cli, tiny
 from vidnas.config import ConfigError, load_config
 from vidnas.engine.checkpoint import load_checkpoint
+from vidnas.engine.distributed import Dist
 from vidnas.errors import NonFiniteLoss, RunError
-from vidnas.loops.search import run_search
+from vidnas.loops.search import SearchLoop, run_search
 from vidnas.models.cost import network_cost
 from vidnas.models.network import build_network
 from vidnas.models.space import search_space
@@ -106,52 +107,39 @@ def _final_arch_params(out: Path) -> list[torch.Tensor]:
     return [v for k, v in sorted(state.items()) if k.startswith(("alphas.", "betas."))]
 
 
-@pytest.mark.parametrize(
-    "setting",
-    [
-        ["search.mode=relaxed"],
-        ["search.mode=sampled"],
-        # The demo's: AdamW weights after a linear warm-up of the learning rate, and a
-        # floor on Adam's step for alpha and beta.
-        [
-            "search.w_optimizer=adamw",
-            "search.w_lr=0.002",
-            "search.w_lr_warmup_epochs=0.5",
-            "search.arch_eps=0.01",
-            "search.arch_lr=0.3",
-        ],
-    ],
-    ids=["relaxed", "sampled", "adamw-warmup"],
-)
-def test_kill_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_root, setting):
-    overrides = [
-        *setting,
-        "search.epochs=3",
-        "search.warmup_epochs=1",
-        "search.batch_size=2",
-        "search.checkpoint_every=1",
-    ]
-    ref = run_search(tiny(data_root, *overrides), out=tmp_path / "ref", progress=False)
+RESUME = ("search.epochs=3", "search.warmup_epochs=1", "search.batch_size=2")
+RESUME += ("search.checkpoint_every=1",)
 
+
+def _same_ending(out: Path, ref: Path, spec: ArchSpec) -> None:
+    """``out`` ended as the uninterrupted run ``ref``: architecture, alpha and beta, and
+    every row of metrics.jsonl but its wall-clock time."""
+    assert ArchSpec.load(out / "arch.json") == spec
+    for a, b in zip(_final_arch_params(out), _final_arch_params(ref), strict=True):
+        assert torch.equal(a, b)
+    ref_rows = (ref / "metrics.jsonl").read_text().splitlines()
+    rows = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == len(ref_rows) == 3
+    for r, q in zip(rows, ref_rows):
+        r, q = json.loads(r), json.loads(q)
+        r.pop("time_s"), q.pop("time_s")
+        assert r == q
+
+
+def test_a_sigkilled_search_resumes_from_the_cli_exactly(tmp_path, data_root):
+    """A real SIGKILL of a running ``vidnas search`` after a mid-epoch checkpoint, then
+    ``vidnas search --resume``: it ends as a run never stopped."""
+    ref = run_search(tiny(data_root, *RESUME), out=tmp_path / "ref", progress=False)
     out = tmp_path / "killed"
-    args = [
-        "search",
-        "--config",
-        "tiny",
-        "--out",
-        str(out),
-        "--no-progress",
-        f"data.root={data_root}",
-        "runtime.threads=1",
-        *overrides,
-    ]
+    args = ["search", "--config", "tiny", "--out", str(out), "--no-progress"]
+    args += [f"data.root={data_root}", *RESUME]
     # Kill inside a searching epoch, after a mid-epoch checkpoint.
     killed_at, returncode, stderr = kill_mid_epoch(args, out / "checkpoints" / "last.pt", "search")
     assert killed_at is not None, stderr[-2000:]
     assert returncode == -signal.SIGKILL
     assert not (out / "arch.json").exists()
 
-    res = cli("search", "--resume", str(out), "--no-progress")
+    res = run_cli("search", "--resume", str(out), "--no-progress")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "resuming" in res.stderr
     assert "settled:" in res.stdout  # or "not settled:": the CLI says which
@@ -161,16 +149,92 @@ def test_kill_and_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_r
     assert ("undecided:" in res.stdout) == ("forced either way" in res.stdout)
     if "undecided:" in res.stdout:
         assert " instead of " in res.stdout and " GMACs" in res.stdout
-    assert ArchSpec.load(out / "arch.json") == ref.derivation.spec
-    for a, b in zip(_final_arch_params(out), _final_arch_params(tmp_path / "ref"), strict=True):
-        assert torch.equal(a, b)
-    ref_rows = (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()
-    rows = (out / "metrics.jsonl").read_text().splitlines()
-    assert len(rows) == len(ref_rows) == 3
-    for r, q in zip(rows, ref_rows):
-        r, q = json.loads(r), json.loads(q)
-        r.pop("time_s"), q.pop("time_s")
-        assert r == q
+    _same_ending(out, tmp_path / "ref", ref.derivation.spec)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        ["search.mode=sampled"],
+        # AdamW weights after a linear warm-up of the learning rate, and a floor on
+        # Adam's step for alpha and beta.
+        [
+            "search.w_optimizer=adamw",
+            "search.w_lr=0.002",
+            "search.w_lr_warmup_epochs=0.5",
+            "search.arch_eps=0.01",
+            "search.arch_lr=0.3",
+        ],
+    ],
+    ids=["sampled", "adamw-warmup"],
+)
+def test_a_stopped_search_resumes_exactly(tmp_path, data_root, monkeypatch, setting):
+    """Stopped in-process right after a mid-epoch checkpoint of a searching epoch (what
+    a SIGKILL then leaves on disk), resumed: the same ending as a run never stopped."""
+    cfg = tiny(data_root, *setting, *RESUME)
+    ref = run_search(cfg, out=tmp_path / "ref", progress=False)
+    kill_after(monkeypatch, SearchLoop, epoch=1, step=1)
+    with pytest.raises(Killed):
+        run_search(cfg, out=tmp_path / "killed", progress=False)
+    monkeypatch.undo()
+    run_search(resume=tmp_path / "killed", progress=False)
+    _same_ending(tmp_path / "killed", tmp_path / "ref", ref.derivation.spec)
+
+
+# --------------------------------------------------------------------------- settings in a run
+
+
+def _arch_and_weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(out / "checkpoints" / "last.pt", "search")["model"]
+
+
+def test_activation_checkpointing_changes_nothing_but_memory(tmp_path, data_root):
+    """The same search with ``runtime.activation_checkpointing`` ends with the same
+    weights, alpha and beta to float rounding (recomputed activations, BatchNorm's
+    statistics frozen in the recomputation)."""
+    over = ("search.epochs=2", "search.warmup_epochs=1", "search.batch_size=2")
+    plain = run_search(tiny(data_root, *over), out=tmp_path / "plain", progress=False)
+    cfg = tiny(data_root, *over, "runtime.activation_checkpointing=true")
+    saved = run_search(cfg, out=tmp_path / "checkpointed", progress=False)
+    assert saved.derivation.spec == plain.derivation.spec
+    a, b = _arch_and_weights(tmp_path / "plain"), _arch_and_weights(tmp_path / "checkpointed")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_budget_mode_derives_within_the_budget_in_a_run(tmp_path, data_root):
+    cfg = tiny()
+    sn = Supernet(search_space(cfg), cfg.input, 4)
+    budget = 0.8 * sn.expected_macs().item() / 1e9  # inside the tiny space's range
+    over = ("search.epochs=2", "search.warmup_epochs=1", "search.batch_size=2")
+    res = run_search(
+        tiny(data_root, *over, f"search.budget_gmacs={budget}"), out=tmp_path, progress=False
+    )
+    gmacs = network_cost(ArchSpec.load(tmp_path / "arch.json")).macs / 1e9
+    assert abs(gmacs - budget) <= 0.1 * budget
+    assert res.summary["gmacs"] == pytest.approx(gmacs)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all(abs(r["derived_gmacs"] - budget) <= 0.1 * budget for r in rows)
+    assert all("argmax_gmacs" in r for r in rows)  # what the unconstrained argmax costs
+    assert f"budget of {budget}" in (tmp_path / "report.md").read_text()
+
+
+def test_the_shuffled_label_null_trains_on_permuted_labels(tmp_path, data_root):
+    """``search.shuffle_labels``: the same videos, each split's labels permuted (the
+    same multiset), and the search runs on those."""
+    from vidnas.loops.search_data import SearchData
+
+    over = ("search.epochs=2", "search.warmup_epochs=1", "search.batch_size=2")
+    cfg = tiny(data_root, *over, "search.shuffle_labels=true")
+    res = run_search(cfg, out=tmp_path / "null", progress=False)
+    assert res.verdict.outcome in ("undecided", "not settled", "not confirmed")
+    true = SearchData(tiny(data_root), tmp_path / "null" / "split.json", Dist())
+    null = SearchData(cfg, tmp_path / "null" / "split.json", Dist())
+    for a, b in zip((true.train, true.validate), (null.train, null.validate)):
+        assert [r.path for r in a.records] == [r.path for r in b.records]
+        assert sorted(r.label for r in a.records) == sorted(r.label for r in b.records)
+    assert [r.label for r in true.train.records] != [r.label for r in null.train.records]
+    assert load_config(tmp_path / "null" / "config.yaml").search.shuffle_labels
 
 
 def test_non_finite_loss_stops_with_epoch_and_step(tmp_path, data_root):
@@ -191,7 +255,7 @@ def test_non_finite_loss_stops_with_epoch_and_step(tmp_path, data_root):
 
 def test_input_too_small_is_refused_before_anything_runs(tmp_path):
     out = tmp_path / "never"
-    res = cli("search", "--config", "tiny", "--out", str(out), "input=3x8x16x16")
+    res = run_cli("search", "--config", "tiny", "--out", str(out), "input=3x8x16x16")
     assert res.returncode == 2
     assert "input: 16x16 frames are too small for this space" in res.stderr
     assert not out.exists()

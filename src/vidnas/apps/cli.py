@@ -405,6 +405,49 @@ def _compare(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@command
+def _bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="search quality on a task: searched vs a same-cost random population, "
+        "baselines, weight-sharing random search, the null, ranking taus",
+    )
+    p.add_argument("--target", type=float, required=True, metavar="GMACS", help="target cost")
+    p.add_argument("--tolerance", type=float, default=0.10, help="population's cost band")
+    p.add_argument("--population", type=int, default=12, help="same-cost random networks")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds")
+    p.add_argument("--search-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--ws-samples", type=int, default=30, help="weight-sharing candidates")
+    p.add_argument("--nulls", type=int, default=1, help="shuffled-label searches")
+    p.add_argument("--no-init", action="store_true", help="only the from-scratch comparison")
+    p.add_argument("--workers", type=int, default=2, help="parallel processes")
+    p.add_argument("--out", "-o", default="runs/bench", help="folder (default: runs/bench)")
+    _add_config_args(p, default="cpu-small")
+    p.add_argument("--no-progress", action="store_true")
+
+    def run(args: argparse.Namespace) -> int:
+        from vidnas.apps.bench import BenchSettings, run_bench  # lazy
+
+        cfg = load_config(args.config, args.overrides)
+        settings = BenchSettings(
+            target_gmacs=args.target,
+            tolerance=args.tolerance,
+            population=args.population,
+            seeds=tuple(args.seeds),
+            search_seeds=tuple(args.search_seeds),
+            ws_samples=args.ws_samples,
+            nulls=args.nulls,
+            init=not args.no_init,
+            workers=args.workers,
+        )
+        res = run_bench(cfg, args.out, settings, progress=not args.no_progress)
+        print(res.table)
+        print(f"written to {res.out}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # --------------------------------------------------------------------------- entry point
 
 

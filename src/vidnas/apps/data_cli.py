@@ -34,9 +34,10 @@ def _synth(dsub: argparse._SubParsersAction) -> None:
         "synth",
         help="write a synthetic dataset (UCF101 layout, MPEG-4 AVI) to a folder",
         description="Write a synthetic action dataset: classes that differ only in motion "
-        "(--task motion: how small objects move, 3-9 frames of context), or in which "
-        "colour each frame's comes back as --lag frames later (--task echo: lag + 1 "
-        "frames of context).",
+        "(--task motion: how small objects move, 3-9 frames of context), or one of the "
+        "search-quality suite's tasks: echo (which colour each frame's comes back as "
+        "--lag frames later: lag + 1 frames of context), detail (small objects, 3 frames "
+        "of motion: spatial detail), context (small objects, 5-6 frames of motion).",
     )
     p.add_argument("out", metavar="OUT", help="folder to create (must be absent or empty)")
     tasks = typing.get_args(typing.get_type_hints(SynthConfig)["task"])
@@ -45,7 +46,7 @@ def _synth(dsub: argparse._SubParsersAction) -> None:
         "--classes",
         type=int,
         default=None,
-        help=f"motion: 2..10 (default {d.classes}); echo: 4",
+        help=f"motion: 2..10 (default {d.classes}); echo, detail, context: 4",
     )
     p.add_argument("--lag", type=int, default=d.lag, help=f"echo: ({d.lag})")
     p.add_argument(

@@ -68,7 +68,6 @@ def _default_out(ckpt: Path) -> Path:
 
 
 @torch.no_grad()
-@torch.no_grad()
 def view_probs(net: torch.nn.Module, views: torch.Tensor, rt: Runtime, batch: int) -> torch.Tensor:
     """One video's class probabilities: the mean over its views (``[V, 3, T, H, W]``)
     of each view's softmax, ``batch`` views at a time (float32, CPU)."""

@@ -30,6 +30,8 @@ from vidnas.engine.steps import check_finite
 from vidnas.errors import ConfigError, RunError
 
 log = logging.getLogger("vidnas.loop")
+
+PLOT_EVERY_S = 60.0
 _data_log = logging.getLogger("vidnas.data")
 
 
@@ -117,6 +119,7 @@ class RunLoop:
         self.elapsed = 0.0
         self.done = False
         self.writer: Any = None
+        self._plotted_at = time.monotonic()  # the first figures after PLOT_EVERY_S
 
     # ------------------------------------------------------------------ models
 
@@ -269,6 +272,17 @@ class RunLoop:
             self.save()
             return time.perf_counter()
         return started
+
+    def plots_due(self) -> bool:
+        """Whether an epoch's end should redraw the run's figures: at most once every
+        ``PLOT_EVERY_S`` seconds (matplotlib takes seconds a figure on a small CPU,
+        which a run of short epochs would spend mostly drawing), and always at its end
+        (the loops draw their final figures themselves)."""
+        now = time.monotonic()
+        if now - self._plotted_at < PLOT_EVERY_S:
+            return False
+        self._plotted_at = now
+        return True
 
     def write_scalars(self, section: str, row: dict[str, Any]) -> None:
         """metrics.jsonl and TensorBoard for the epoch just ended (rank 0 only)."""

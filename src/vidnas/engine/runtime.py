@@ -115,7 +115,7 @@ def _measure_precision(cfg: RuntimeConfig, device: torch.device) -> Precision:
             str(err).splitlines()[0] if str(err) else type(err).__name__,
         )
         return "fp32"
-    choice: Precision = "bf16" if bf16_s < _BF16_MARGIN * fp32_s else "fp32"
+    choice: Precision = "bf16" if bf16_s <= _BF16_MARGIN * fp32_s else "fp32"
     log.info(
         "runtime.precision=auto on %s: a Conv3d forward+backward took %.1f ms in fp32 and "
         "%.1f ms under bf16 autocast (bf16 needs <= %d%% of fp32's time); using %s",

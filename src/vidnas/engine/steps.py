@@ -77,7 +77,7 @@ def recalibrate_bn(
     paths, which do not describe its own activations; a cumulative average over a
     few batches in train mode fixes that (as single-path NAS methods do).
     Returns the number of clips seen. In a job each rank estimates on its shard and
-    the statistics are averaged over ranks.
+    the statistics are averaged over the ranks that saw clips.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns or batches <= 0:
@@ -99,8 +99,15 @@ def recalibrate_bn(
         m.momentum = mom
     model.train(was_training)
     if rt.dist.enabled:
-        rt.dist.average(b for m in bns for b in (m.running_mean, m.running_var) if b is not None)
-        seen = int(rt.dist.sum([seen])[0])
+        # The mean over the ranks that saw clips: one whose every batch was empty
+        # holds the reset statistics (mean 0, variance 1), which estimate nothing.
+        seen_all, with_clips = rt.dist.sum([seen, float(seen > 0)])
+        if with_clips:
+            stats = [b for m in bns for b in (m.running_mean, m.running_var) if b is not None]
+            for b in stats:
+                b.mul_(rt.dist.world * float(seen > 0) / with_clips)
+            rt.dist.average(stats)
+        seen = int(seen_all)
     return seen
 
 

@@ -32,7 +32,6 @@ from vidnas.engine.checkpoint import atomic_write_text
 from vidnas.engine.loop import RunLoop, load_scaler
 from vidnas.engine.rundir import RunDir, open_run
 from vidnas.engine.steps import weight_optimizer, weight_step
-from vidnas.errors import DataError
 from vidnas.loops import search_finish as finishing
 from vidnas.loops import search_meter as meter
 from vidnas.loops.search_data import SearchData
@@ -42,6 +41,7 @@ from vidnas.nas.architect import Architect
 from vidnas.nas.decisiveness import Decisiveness, measure_supernet
 from vidnas.nas.derive import Derivation, derive_from
 from vidnas.nas.penalty import CostPenalty
+from vidnas.nas.schedule import SearchSchedule
 from vidnas.nas.supernet import CHECKPOINT_KIND as KIND
 from vidnas.nas.supernet import Supernet
 from vidnas.nas.verdict import Verdict
@@ -54,7 +54,8 @@ log = logging.getLogger("vidnas.search")
 
 
 class SearchLoop(RunLoop):
-    """One search run, resumable; :func:`run_search` is the entry point."""
+    """One search run, resumable; :func:`run_search` is the entry point. ``space``:
+    ``cfg``'s searched space, if it was built already."""
 
     kind = KIND
     sum_keys = meter.SUM_KEYS
@@ -62,19 +63,14 @@ class SearchLoop(RunLoop):
     def __init__(
         self, cfg: Config, run: RunDir, progress: bool = True, space: SearchSpace | None = None
     ) -> None:
-        """``space``: ``cfg``'s searched space if it was built already."""
         super().__init__(cfg, run, progress)
         s = cfg.search
         self.space = space if space is not None else search_space(cfg)
         self.data = SearchData(cfg, run.split_path, self.dist)
         self.classes = self.data.classes
-        self.steps_per_epoch = len(self.data.loader("train", epoch=0))
-        if self.steps_per_epoch == 0:
-            raise DataError(
-                f"the search's train split has {len(self.data.train.records)} videos, fewer "
-                f"than one batch (search.batch_size={s.batch_size})"
-            )
+        self.steps_per_epoch = self.data.steps_per_epoch()
         self.total_steps = self.steps_per_epoch * s.epochs
+        self.schedule = SearchSchedule.resolve(s, self.steps_per_epoch)
         torch.manual_seed(cfg.seed)
         checkpointing = cfg.runtime.activation_checkpointing
         net = Supernet(self.space, cfg.input, len(self.classes), s.residual_init, checkpointing)
@@ -87,7 +83,8 @@ class SearchLoop(RunLoop):
         self.w_opt = weight_optimizer(
             s.w_optimizer, self.weights, s.w_lr, s.w_momentum, s.w_weight_decay
         )
-        self.architect = Architect(self.net, s, CostPenalty.from_config(s), self.rt)
+        penalty = CostPenalty.from_config(s)
+        self.architect = Architect(self.net, s, penalty, self.rt, self.schedule.arch_lr)
         self.arch_history: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
 
@@ -122,11 +119,9 @@ class SearchLoop(RunLoop):
         return self.scheduled_lr(s.w_lr, s.w_lr_min, s.w_lr_warmup_epochs)
 
     def _forward(self, step: str, k: int) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The supernet's forward for one step: relaxed, or in ``sampled`` mode with
-        ``k`` ops per layer drawn by a generator seeded by (seed, step kind, epoch,
-        step), so that a resumed run (and every rank) draws what the uninterrupted one
-        drew. The weight step runs under DDP; the architecture step does not
-        (:mod:`vidnas.nas.architect`)."""
+        """One step's forward: relaxed, or (``sampled``) ``k`` ops a layer drawn by a
+        generator seeded by (seed, step kind, epoch, step), as every rank and a resumed
+        run draw. The weight step runs under DDP, the architecture step does not."""
         net = self.ddp if step == "weight-step" else self.net
         if self.cfg.search.mode == "relaxed":
             return net
@@ -154,11 +149,8 @@ class SearchLoop(RunLoop):
         if val_batch is not None:
             self.bad.update(val_batch["failed"])
             if val_batch["label"].numel() or self.dist.enabled:
-                a_loss, a_ce, a_n = self.architect.step(
-                    self._forward("architecture-step", 2),
-                    val_batch,
-                    self.check("architecture-step"),
-                )
+                fwd, check = self._forward("architecture-step", 2), self.check("architecture-step")
+                a_loss, a_ce, a_n = self.architect.step(fwd, val_batch, check)
         weights_part = {"train_loss": loss, "train_correct": correct, "train_count": n}
         self.add(**weights_part, arch_loss=a_loss, arch_ce=a_ce, arch_count=a_n)
         self.step += 1
@@ -167,7 +159,7 @@ class SearchLoop(RunLoop):
 
     def run_epoch(self) -> None:
         cfg, e = self.cfg, self.epoch
-        searching = e >= cfg.search.warmup_epochs
+        searching = e >= self.schedule.warmup_epochs
         phase = "search" if searching else "warm-up"
         started = time.perf_counter()
         loader = self.data.loader("train", epoch=e, start=self.step)
@@ -220,12 +212,16 @@ class SearchLoop(RunLoop):
         self.write_scalars("search", row)
         if self.dist.main:
             atomic_write_text(self.run.path / "arch_history.json", json.dumps(self.arch_history))
-            plots.plot_search(self.run.plots, self.history, self.arch_history, self.space, s)
+            if self.plots_due():
+                self._plot()
         log.info(meter.epoch_line(row, s.epochs))
 
+    def _plot(self) -> None:
+        warmup = self.schedule.warmup_epochs
+        plots.plot_search(self.run.plots, self.history, self.arch_history, self.space, warmup)
+
     def derive(self, name: str | None = None) -> Derivation:
-        """The architecture alpha and beta select now; in budget mode the most probable
-        one within ``search.budget_tolerance`` of the budget."""
+        """What alpha and beta select now (in budget mode, within the budget)."""
         s = self.cfg.search
         return derive_from(self.net, name, s.budget_gmacs, s.budget_tolerance)
 
@@ -236,7 +232,10 @@ class SearchLoop(RunLoop):
 
     def finish(self) -> tuple[Derivation, Verdict]:
         """Derive, measure the verdict, write ``arch.json``, evaluate the derived network
-        with inherited weights (once), and write the report."""
+        with inherited weights, and write the report; once: a finished run reads them
+        back from its ``arch.json``."""
+        if self.done and self.run.arch_path.exists():
+            return finishing.read_back(self.run.arch_path)
         d = self.derive("searched")
         threshold = self.cfg.search.decided_threshold
         verdict = finishing.measure_verdict(
@@ -255,13 +254,14 @@ class SearchLoop(RunLoop):
                 "arch": str(self.run.arch_path),
                 **evaluated,
                 "search_seconds": round(self.elapsed, 1),
-                "precision": self.rt.precision,
-                "world_size": self.dist.world,
+                "schedule": self.schedule.to_dict(),
+                **self.rt.describe(),  # device, precision, world size, backend
                 "bad_videos": self.bad.count,
             }
             self.done = True
             self.save()
         if self.dist.main:
+            self._plot()
             plots.plot_arch(spec, self.run.plots / "arch.png", title="searched architecture")
             write_search_report(
                 self.run, self.cfg, spec, self.history, self.summary, self.bad, verdict

@@ -52,6 +52,16 @@ class SearchData:
             "inference_eval": ClipDataset(self.inference, cfg, "eval"),
         }
 
+    def steps_per_epoch(self) -> int:
+        """Weight steps an epoch takes; refused if the train split holds less than a batch."""
+        steps = len(self.loader("train", epoch=0))
+        if steps == 0:
+            raise DataError(
+                f"the search's train split has {len(self.train.records)} videos, fewer "
+                f"than one batch (search.batch_size={self.cfg.search.batch_size})"
+            )
+        return steps
+
     def loader(self, name: str, epoch: int, start: int = 0, shuffle: bool = True) -> Any:
         """Epoch ``epoch`` of ``name`` (``train``, ``val``: augmented, for the steps;
         ``train_eval``, ``val_eval``, ``inference_eval``: one centre clip a video)

@@ -82,6 +82,15 @@ def searched_spec(
     return d.spec.replace(meta=meta)
 
 
+def read_back(arch_path: Path) -> tuple[Derivation, Verdict]:
+    """A finished search's derivation and verdict, from its ``arch.json``."""
+    spec = ArchSpec.load(arch_path)
+    found = spec.meta["x-search"]
+    path, layers = tuple(found["path"]), tuple(tuple(x) for x in found["layers"])
+    d = Derivation(spec, path, layers, found["path_prob"])
+    return d, Verdict.from_dict(found["decisiveness"])
+
+
 def evaluate_derived(
     spec: ArchSpec,
     d: Derivation,

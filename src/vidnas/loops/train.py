@@ -33,6 +33,7 @@ import torch
 
 from vidnas.config import Config
 from vidnas.data import ClipDataset, holdout_split, load_index, make_loader
+from vidnas.data.sampling import derive_seed
 from vidnas.engine.checkpoint import save_checkpoint
 from vidnas.engine.loop import RunLoop
 from vidnas.engine.rundir import RunDir, open_run
@@ -83,32 +84,37 @@ def resolve_train_arch(arch: str | Path | ArchSpec, cfg: Config, num_classes: in
 
 
 def inherit_from_search(net: VidNet, search_run: str | Path) -> dict[str, Any]:
-    """Copy the weights of the path that ``search_run`` derived (its ``arch.json``
-    records it) into ``net``.
+    """Copy the supernet weights of ``search_run`` at the network's position in the
+    space into ``net``.
 
-    The network must be the one that run derived (same stem, widths, strides and
-    ops; its input size may differ, since conv weights do not depend on it). With a
-    different class count the classifier keeps its fresh initialisation.
+    The position is the one the network's spec records (``meta.x-search``: a derived
+    network, or one placed in the space as ``vidnas bench`` places its population);
+    a spec without one must be the network that search derived (same stem, widths,
+    strides and ops), whose position its ``arch.json`` records. The input size may
+    differ, since conv weights do not depend on it. With a different class count the
+    classifier keeps its fresh initialisation.
     """
     run = RunDir(search_run)
     if not run.arch_path.exists():
         raise ConfigError(f"--init-from {run.path}: no arch.json (did the search finish?)")
     theirs = ArchSpec.load(run.arch_path)
-    found = theirs.meta.get("x-search", {})
+    mine = net.spec
+    found = mine.meta.get("x-search", {})
     if "path" not in found or "layers" not in found:
-        raise ConfigError(f"--init-from {run.path}: its arch.json records no supernet path")
+        found = theirs.meta.get("x-search", {})
+        if "path" not in found or "layers" not in found:
+            raise ConfigError(f"--init-from {run.path}: its arch.json records no supernet path")
+        if (mine.stem_width, mine.stem_stride, mine.stages) != (
+            theirs.stem_width,
+            theirs.stem_stride,
+            theirs.stages,
+        ):
+            raise ConfigError(
+                f"--init-from {run.path}: the architecture to train differs from the one "
+                "that search derives; train its arch.json"
+            )
     path, layers = found["path"], found["layers"]
     supernet, _, _ = load_supernet(run.path)
-    mine = net.spec
-    if (mine.stem_width, mine.stem_stride, mine.stages) != (
-        theirs.stem_width,
-        theirs.stem_stride,
-        theirs.stages,
-    ):
-        raise ConfigError(
-            f"--init-from {run.path}: the architecture to train differs from the one that "
-            "search derives; train its arch.json"
-        )
     same_classes = mine.num_classes == theirs.num_classes
     inherit_weights(net, supernet, path, layers, classifier=same_classes)
     if not same_classes:
@@ -149,6 +155,9 @@ class TrainLoop(RunLoop):
         self.spec = resolve_train_arch(spec, cfg, len(self.classes))
         torch.manual_seed(cfg.seed)
         self.net = self.rt.module(build_network(self.spec, t.dropout, t.residual_init))
+        # The same weights on every rank, then each rank its own dropout masks: with one
+        # seed every rank would drop the same units of its part of the global batch.
+        torch.manual_seed(derive_seed("training", cfg.seed, self.dist.rank))
         self.ddp = self.data_parallel(self.net)
         self.params = list(self.net.parameters())
         self.opt = weight_optimizer(t.optimizer, self.params, t.lr, t.momentum, t.weight_decay)
@@ -319,7 +328,7 @@ class TrainLoop(RunLoop):
 
     def _write_outputs(self) -> None:
         self.write_scalars("train", self.history[-1])
-        if self.dist.main:
+        if self.dist.main and (self.plots_due() or self.done):
             plots.plot_curves(
                 self.history,
                 self.run.plots / "train_curves.png",

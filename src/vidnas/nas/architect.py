@@ -85,9 +85,11 @@ class Architect:
         search: SearchConfig,
         penalty: CostPenalty,
         rt: Runtime,
+        lr: float,
     ) -> None:
-        """Adam on alpha and beta as ``search`` sets it (``arch_*``), against
-        cross-entropy plus ``penalty`` of the expected GMACs. The step has its own
+        """Adam on alpha and beta at ``lr`` (the run's :class:`SearchSchedule`), with
+        the rest of its settings from ``search`` (``arch_*``), against cross-entropy
+        plus ``penalty`` of the expected GMACs. The step has its own
         gradient scaler (fp16: alpha and beta's gradients flow back through fp16
         activations), its scale kept apart from the weight step's, whose loss and
         gradients are of another size."""
@@ -99,7 +101,7 @@ class Architect:
         self.weights = list(net.weight_parameters())  # frozen during the step
         self.opt = torch.optim.Adam(
             self.params,
-            lr=s.arch_lr,
+            lr=lr,
             betas=s.arch_betas,
             eps=s.arch_eps,
             weight_decay=s.arch_weight_decay,

@@ -77,6 +77,18 @@ class Decisiveness:
     def decided(self) -> bool:
         return not self.undecided
 
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Decisiveness:
+        """The probabilities of an ``arch.json`` record (:meth:`to_dict`); the
+        structured choices are not recorded (their effects are)."""
+        return cls(
+            tuple(tuple(w) for w in record["op_win"]),
+            tuple(record["width_win"]),
+            tuple(tuple(o) for o in record["ops"]),
+            record["threshold"],
+            tuple(record["undecided"]),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "threshold": self.threshold,

@@ -149,10 +149,41 @@ def derive_within(
     lo, hi = budget * (1 - tolerance), budget * (1 + tolerance)
     if lo <= network_cost(free.spec).macs <= hi:
         return free
-    grain = budget * 1e-4
+    history, ops_tables, node, macs, score = _stage_states(
+        space, op_probs, path_probs, input_shape, budget * 1e-4
+    )
+    last_widths = np.array(space.stages[-1].widths)
+    total = macs + np.array([classifier_cost(int(w), num_classes).macs for w in last_widths])[node]
+    inside = np.nonzero((total >= lo) & (total <= hi))[0]
+    if inside.size:
+        best = int(inside[np.argmax(score[inside])])
+    else:
+        best = int(np.lexsort((-score, np.abs(total - budget)))[0])
+    choice = []  # (node, conv layers) per stage, backtracked from the best end state
+    for back, nodes, ks in reversed(history):
+        choice.append((int(nodes[best]), int(ks[best])))
+        best = int(back[best])
+    choice.reverse()
+    one_hot_ops, one_hot_path = _one_hot(space, op_probs, ops_tables, choice)
+    d = derive(space, one_hot_ops, one_hot_path, input_shape, num_classes, name)
+    path_prob = math.prod(
+        float(pp[i, j]) for pp, i, j in zip(path_probs, (0, *d.path[:-1]), d.path)
+    )
+    return Derivation(d.spec, d.path, d.layers, path_prob)
+
+
+def _stage_states(
+    space: SearchSpace,
+    op_probs: Sequence[torch.Tensor],
+    path_probs: Sequence[torch.Tensor],
+    input_shape: Sequence[int],
+    grain: float,
+) -> tuple[list, list, np.ndarray, np.ndarray, np.ndarray]:
+    """Dynamic programming over the stages: after each, every reachable (node, cost)
+    state (costs merged to ``grain`` MACs) with its best log-probability. Returns the
+    back-pointers per stage (state it came from, node, conv layers), each stage's
+    best-ops tables, and the final states' nodes, MACs and scores."""
     stem, shape = stem_cost(tuple(input_shape), space.stem_width, space.stem_stride)  # type: ignore[arg-type]
-    # The states after each stage: node, MACs so far, log-probability, and for
-    # backtracking the state it came from and its number of conv layers.
     node, macs, score = np.zeros(1, np.int64), np.full(1, stem.macs, np.float64), np.zeros(1)
     widths_before, history, ops_tables = [space.stem_width], [], []
     for st, probs, pp in zip(space.stages, op_probs, path_probs):
@@ -185,18 +216,16 @@ def derive_within(
         ops_tables.append(table)
         widths_before = list(st.widths)
         _, shape = transition_cost(shape, st.widths[0], st.stride)
-    last_widths = np.array(space.stages[-1].widths)
-    total = macs + np.array([classifier_cost(int(w), num_classes).macs for w in last_widths])[node]
-    inside = np.nonzero((total >= lo) & (total <= hi))[0]
-    if inside.size:
-        best = int(inside[np.argmax(score[inside])])
-    else:
-        best = int(np.lexsort((-score, np.abs(total - budget)))[0])
-    choice = []
-    for back, nodes, ks in reversed(history):
-        choice.append((int(nodes[best]), int(ks[best])))
-        best = int(back[best])
-    choice.reverse()
+    return history, ops_tables, node, macs, score
+
+
+def _one_hot(
+    space: SearchSpace,
+    op_probs: Sequence[torch.Tensor],
+    ops_tables: list,
+    choice: list[tuple[int, int]],
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """One-hot alpha and beta that select ``choice`` (node, conv layers per stage)."""
     one_hot_ops, one_hot_path, prev = [], [], 0
     for st, probs, table, (j, k) in zip(space.stages, op_probs, ops_tables, choice):
         sel = torch.zeros(probs.shape, dtype=torch.float64)
@@ -207,11 +236,7 @@ def derive_within(
         p[prev, j] = 1.0
         one_hot_path.append(p.double())
         prev = j
-    d = derive(space, one_hot_ops, one_hot_path, input_shape, num_classes, name)
-    path_prob = math.prod(
-        float(pp[i, j]) for pp, i, j in zip(path_probs, (0, *d.path[:-1]), d.path)
-    )
-    return Derivation(d.spec, d.path, d.layers, path_prob)
+    return one_hot_ops, one_hot_path
 
 
 def derive_from(

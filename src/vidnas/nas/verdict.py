@@ -106,6 +106,7 @@ class Verdict:
         """``arch.json``'s record of the decision (``x-search.decisiveness``)."""
         return {
             **self.decisiveness.to_dict(),
+            "epochs": self.epochs,
             "settle_epochs": self.settle_epochs,
             "unsettled_epochs": list(self.unsettled_epochs),
             "settled": self.settled,
@@ -116,3 +117,18 @@ class Verdict:
             "verdict": self.outcome,
             "undecided_effects": list(self.effects),
         }
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Verdict:
+        """The verdict an ``arch.json`` records (:meth:`to_dict`), as it was measured."""
+        epochs = record.get("epochs", record["settle_epochs"] if record["settled"] else 0)
+        return cls(
+            Decisiveness.from_dict(record),
+            epochs,
+            tuple(record["unsettled_epochs"]),
+            record["heldout"],
+            record["validate_gain"],
+            tuple(record["undecided_effects"]),
+            record["settle_epochs"],
+            record["heldout_se"],
+        )

@@ -62,6 +62,27 @@ def metrics_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, s
     return "\n".join([head, sep, *body])
 
 
+SEARCH_COLUMNS = [
+    ("epoch", "epoch"),
+    ("phase", "phase"),
+    ("train_acc", "train acc"),
+    ("val_acc", "validate acc"),
+    ("inference_acc", "inference acc"),
+    ("train_loss", "train loss"),
+    ("val_loss", "validate loss"),
+    ("expected_gmacs", "expected GMACs"),
+    ("derived_gmacs", "derived GMACs"),
+    ("alpha_entropy", "H(alpha)"),
+    ("beta_entropy", "H(beta)"),
+    ("op_win_min", "min winning op p"),
+    ("width_win_min", "min winning width p"),
+    ("alpha_grad_snr", "alpha grad SNR"),
+    ("alpha_grad_rms", "alpha grad rms"),
+    ("derived_changed", "derived changed"),
+    ("time_s", "time (s)"),
+]
+
+
 def write_search_report(
     run: RunDir,
     cfg: Config,
@@ -71,49 +92,16 @@ def write_search_report(
     bad: Any,
     verdict: Verdict | None = None,
 ) -> None:
-    c, t, h, w = cfg.input
-    last = history[-1] if history else {}
-    s = cfg.search
-    searched = s.dimensions
-    mode = (
-        f"budget {s.budget_gmacs} GMACs (lambda {s.cost_lambda}, k {s.cost_base})"
-        if s.budget_gmacs is not None
-        else f"lambda {s.cost_lambda}, k {s.cost_base}"
-    )
     parts = [
         f"# Search report: {run.path.name}",
         "",
-        f"- input {c}x{t}x{h}x{w}, {summary.get('classes', '?')} classes, seed {cfg.seed}",
-        f"- searched dimensions: {', '.join(searched)}; cost term: {mode}; {s.mode} supernet",
-        f"- {s.epochs} epochs ({s.warmup_epochs} warm-up), batch {s.batch_size}, "
-        f"search time {summary.get('search_seconds', 0):.0f} s",
-        f"- ran in {summary.get('precision', '?')} on {summary.get('world_size', 1)} process(es)",
-        f"- unreadable videos skipped: {getattr(bad, 'count', 0)}",
+        *_search_settings(cfg, summary, bad),
         "",
         "## Derived architecture",
         "",
         arch_table(spec),
         "",
-        f"Expected cost at the end of the search: {_fmt(last.get('expected_gmacs'), 4)} GMACs; "
-        f"probability of the Viterbi path: {_fmt(last.get('path_prob'), 4)}.",
-        "",
-        *(
-            [
-                f"Budget mode: the derived network costs {_fmt(last.get('derived_gmacs'), 4)} "
-                f"GMACs against a budget of {s.budget_gmacs} +- {s.budget_tolerance:.0%}; it is "
-                "the most probable architecture within that range. The unconstrained argmax of "
-                f"alpha and beta would cost {_fmt(last.get('argmax_gmacs'), 4)} GMACs.",
-                "",
-            ]
-            if s.budget_gmacs is not None
-            else []
-        ),
-        "With the supernet's weights of its path and re-estimated BatchNorm statistics "
-        f"(no retraining), the derived network scores top-1 "
-        f"{_fmt(summary.get('derived_inference_acc'))} on the inference split "
-        f"({summary.get('derived_inference_videos', 0)} videos, 1 view each; chance "
-        f"{_fmt(summary.get('chance'))}).",
-        "",
+        *_derived_lines(cfg, history[-1] if history else {}, summary),
         "![architecture](plots/arch.png)",
         "",
         "## Curves (the paper's Figure 2)",
@@ -127,31 +115,59 @@ def write_search_report(
         *(verdict_section(verdict, history) if verdict else []),
         "## Per epoch",
         "",
-        metrics_table(
-            history,
-            [
-                ("epoch", "epoch"),
-                ("phase", "phase"),
-                ("train_acc", "train acc"),
-                ("val_acc", "validate acc"),
-                ("inference_acc", "inference acc"),
-                ("train_loss", "train loss"),
-                ("val_loss", "validate loss"),
-                ("expected_gmacs", "expected GMACs"),
-                ("derived_gmacs", "derived GMACs"),
-                ("alpha_entropy", "H(alpha)"),
-                ("beta_entropy", "H(beta)"),
-                ("op_win_min", "min winning op p"),
-                ("width_win_min", "min winning width p"),
-                ("alpha_grad_snr", "alpha grad SNR"),
-                ("alpha_grad_rms", "alpha grad rms"),
-                ("derived_changed", "derived changed"),
-                ("time_s", "time (s)"),
-            ],
-        ),
+        metrics_table(history, SEARCH_COLUMNS),
         "",
     ]
     atomic_write_text(run.report_path, "\n".join(parts))
+
+
+def _search_settings(cfg: Config, summary: dict[str, Any], bad: Any) -> list[str]:
+    """The run's settings as a list: input, classes, what was searched, its budget."""
+    c, t, h, w = cfg.input
+    s = cfg.search
+    sched = summary.get("schedule", {})
+    mode = (
+        f"budget {s.budget_gmacs} GMACs (lambda {s.cost_lambda}, k {s.cost_base})"
+        if s.budget_gmacs is not None
+        else f"lambda {s.cost_lambda}, k {s.cost_base}"
+    )
+    return [
+        f"- input {c}x{t}x{h}x{w}, {summary.get('classes', '?')} classes, seed {cfg.seed}",
+        f"- searched dimensions: {', '.join(s.dimensions)}; cost term: {mode}; {s.mode} supernet",
+        f"- {s.epochs} epochs ({sched.get('warmup_epochs', s.warmup_epochs)} warm-up), batch "
+        f"{s.batch_size}; {sched.get('arch_steps', '?')} architecture steps at learning rate "
+        f"{_fmt(sched.get('arch_lr'), 4)}; search time {summary.get('search_seconds', 0):.0f} s",
+        f"- ran in {summary.get('precision', '?')} on {summary.get('world_size', 1)} process(es)",
+        f"- unreadable videos skipped: {getattr(bad, 'count', 0)}",
+    ]
+
+
+def _derived_lines(cfg: Config, last: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    """The derived network's expected and derived cost, and its inherited accuracy."""
+    s = cfg.search
+    budget = (
+        [
+            f"Budget mode: the derived network costs {_fmt(last.get('derived_gmacs'), 4)} "
+            f"GMACs against a budget of {s.budget_gmacs} +- {s.budget_tolerance:.0%}; it is "
+            "the most probable architecture within that range. The unconstrained argmax of "
+            f"alpha and beta would cost {_fmt(last.get('argmax_gmacs'), 4)} GMACs.",
+            "",
+        ]
+        if s.budget_gmacs is not None
+        else []
+    )
+    return [
+        f"Expected cost at the end of the search: {_fmt(last.get('expected_gmacs'), 4)} GMACs; "
+        f"probability of the Viterbi path: {_fmt(last.get('path_prob'), 4)}.",
+        "",
+        *budget,
+        "With the supernet's weights of its path and re-estimated BatchNorm statistics "
+        f"(no retraining), the derived network scores top-1 "
+        f"{_fmt(summary.get('derived_inference_acc'))} on the inference split "
+        f"({summary.get('derived_inference_videos', 0)} videos, 1 view each; chance "
+        f"{_fmt(summary.get('chance'))}).",
+        "",
+    ]
 
 
 _OPTIMIZERS = {"sgd": "SGD", "adamw": "AdamW"}  # as the papers spell them
@@ -241,27 +257,19 @@ def write_demo_report(
             shutil.copyfile(src, plots / src.name)
     c, t, h, w = cfg.input
     s, tr = search_summary, train_summary
-    total = sum(timings.values())
+    warmup = s.get("schedule", {}).get("warmup_epochs", cfg.search.warmup_epochs)
     lines = [
         "# vidnas demo report",
         "",
         f"The method end to end on the built-in synthetic dataset ({s['classes']} classes, "
         f"`{cfg.data.root}`), preset-sized input {c}x{t}x{h}x{w}: a differentiable search "
-        f"of {cfg.search.epochs} epochs ({cfg.search.warmup_epochs} warm-up), retraining of the "
-        f"derived network for {cfg.train.epochs} epochs from the supernet's weights, and a "
+        f"of {cfg.search.epochs} epochs ({warmup} warm-up), retraining "
+        f"of the derived network for {cfg.train.epochs} epochs from the supernet's weights, and a "
         f"{test['clips']}x{test['crops']}-view test on the test list.",
         "",
         "## Result",
         "",
-        "| | value |",
-        "|---|---|",
-        f"| top-1 ({test['views']} views) | {100 * test['top1']:.2f} % |",
-        f"| top-5 | {100 * test['top5']:.2f} % |",
-        f"| mean class accuracy | {100 * test['mean_class_acc']:.2f} % |",
-        f"| chance | {100 / s['classes']:.2f} % |",
-        f"| GMACs x views | {test['gmacs_x_views']} (input {c}x{t}x{h}x{w}) |",
-        f"| parameters | {test['params'] / 1e6:.3f} M |",
-        f"| test videos | {test['videos_tested']} tested, {test['videos_skipped']} skipped |",
+        *_test_table(test, s["classes"], cfg),
         "",
         "## Derived architecture (as the paper's Table 3)",
         "",
@@ -297,12 +305,34 @@ def write_demo_report(
         "",
         "## Time per phase",
         "",
-        "| phase | seconds |",
-        "|---|---|",
-        *[f"| {k} | {v:.0f} |" for k, v in timings.items()],
-        f"| **total** | **{total:.0f}** ({total / 60:.1f} min) |",
+        *_timing_table(timings),
         "",
     ]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def _test_table(test: dict[str, Any], classes: int, cfg: Config) -> list[str]:
+    c, t, h, w = cfg.input
+    return [
+        "| | value |",
+        "|---|---|",
+        f"| top-1 ({test['views']} views) | {100 * test['top1']:.2f} % |",
+        f"| top-5 | {100 * test['top5']:.2f} % |",
+        f"| mean class accuracy | {100 * test['mean_class_acc']:.2f} % |",
+        f"| chance | {100 / classes:.2f} % |",
+        f"| GMACs x views | {test['gmacs_x_views']} (input {c}x{t}x{h}x{w}) |",
+        f"| parameters | {test['params'] / 1e6:.3f} M |",
+        f"| test videos | {test['videos_tested']} tested, {test['videos_skipped']} skipped |",
+    ]
+
+
+def _timing_table(timings: dict[str, float]) -> list[str]:
+    total = sum(timings.values())
+    return [
+        "| phase | seconds |",
+        "|---|---|",
+        *[f"| {k} | {v:.0f} |" for k, v in timings.items()],
+        f"| **total** | **{total:.0f}** ({total / 60:.1f} min) |",
+    ]

@@ -14,7 +14,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyBboxPatch
 
-from vidnas.config import SearchConfig
 from vidnas.models.space import SearchSpace
 from vidnas.models.spec import ArchSpec
 
@@ -34,13 +33,11 @@ def plot_search(
     history: Sequence[dict[str, Any]],
     arch_history: Sequence[dict[str, Any]],
     space: SearchSpace,
-    search: SearchConfig,
+    warmup_epochs: int,
 ) -> None:
     """A search's figures as they stand after an epoch: its curves
     (``search_curves.png``) and alpha and beta (``arch_params.png``)."""
-    plot_curves(
-        history, folder / "search_curves.png", warmup_epochs=search.warmup_epochs, title="search"
-    )
+    plot_curves(history, folder / "search_curves.png", warmup_epochs=warmup_epochs, title="search")
     plot_arch_params(
         arch_history, [st.widths for st in space.stages], space.ops, folder / "arch_params.png"
     )

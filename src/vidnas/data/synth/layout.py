@@ -25,6 +25,8 @@ from typing import Any
 
 from vidnas.config import SynthConfig
 from vidnas.data.sampling import derive_seed
+from vidnas.data.synth.context import TASK as CONTEXT
+from vidnas.data.synth.detail import TASK as DETAIL
 from vidnas.data.synth.echo import TASK as ECHO
 from vidnas.data.synth.motion import TASK as MOTION
 from vidnas.data.synth.task import SynthTask, need
@@ -38,7 +40,7 @@ MARKER = "synth.json"
 LIST_DIR = "ucfTrainTestlist"
 VIDEO_DIR = "UCF-101"
 
-TASKS: dict[str, SynthTask] = {t.name: t for t in (MOTION, ECHO)}
+TASKS: dict[str, SynthTask] = {t.name: t for t in (MOTION, ECHO, DETAIL, CONTEXT)}
 
 
 def task_of(synth: SynthConfig) -> SynthTask:

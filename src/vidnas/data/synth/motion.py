@@ -138,33 +138,41 @@ def render_video(name: str, frames: int, size: int, seed: int) -> np.ndarray:
     return to_uint8(video)
 
 
-def _class_names(synth: SynthConfig) -> tuple[str, ...]:
-    return CLASS_NAMES[: synth.classes]
+def motion_task(name: str, summary: str, classes: tuple[str, ...] | None) -> SynthTask:
+    """A task of motion classes: ``classes`` (names of :data:`PROGRAMS`), or with None
+    the first ``data.synth.classes`` of them."""
 
+    def class_names(synth: SynthConfig) -> tuple[str, ...]:
+        return classes if classes is not None else CLASS_NAMES[: synth.classes]
 
-def _render(label: int, name: str, synth: SynthConfig, seed: int) -> np.ndarray:
-    return render_video(name, synth.frames, synth.size, seed)
+    def check(synth: SynthConfig) -> None:
+        if classes is None:
+            need(
+                2 <= synth.classes <= len(CLASS_NAMES),
+                "classes",
+                f"the motion task has 2 to {len(CLASS_NAMES)} classes",
+            )
+        else:
+            need(synth.classes == len(classes), "classes", f"the {name} task has {len(classes)}")
 
-
-def _describe(label: int, name: str, synth: SynthConfig) -> str:
-    return "".join("+" if s > 0 else "-" if s < 0 else "0" for s in program_steps(name))
-
-
-def _check(synth: SynthConfig) -> None:
-    need(
-        2 <= synth.classes <= len(CLASS_NAMES),
-        "classes",
-        f"the motion task has 2 to {len(CLASS_NAMES)} classes",
+    return SynthTask(
+        name=name,
+        summary=summary,
+        # The motion task's marker predates the task key: its datasets stay valid.
+        keys=("classes", "per_class", "frames", "size", "fps", "seed")
+        if classes is None
+        else ("task", "classes", "per_class", "frames", "size", "fps", "seed"),
+        class_names=class_names,
+        render=lambda label, cls, synth, seed: render_video(cls, synth.frames, synth.size, seed),
+        describe=lambda label, cls, synth: "".join(
+            "+" if s > 0 else "-" if s < 0 else "0" for s in program_steps(cls)
+        ),
+        check=check,
     )
 
 
-TASK = SynthTask(
-    name="motion",
-    summary="how small objects move (the first data.synth.classes of 10; 3-9 frames of context)",
-    # The motion task's marker predates the task key: its datasets stay valid.
-    keys=("classes", "per_class", "frames", "size", "fps", "seed"),
-    class_names=_class_names,
-    render=_render,
-    describe=_describe,
-    check=_check,
+TASK = motion_task(
+    "motion",
+    "how small objects move (the first data.synth.classes of 10; 3-9 frames of context)",
+    None,
 )
