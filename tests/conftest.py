@@ -32,7 +32,9 @@ from vidnas.data.synth import write_synthetic
 from vidnas.engine.checkpoint import load_checkpoint
 from vidnas.models.space import SearchSpace
 
-THREADS = 2
+# Two cores: one process with two threads, or (pytest -n 2) two processes with one each;
+# more threads than cores makes every small op wait on the others.
+THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
 torch.set_num_threads(THREADS)
 
 ASSETS = Path(__file__).parent / "assets"

@@ -15,7 +15,7 @@ import torch
 
 from tests.conftest import copy_run, run_cli
 from vidnas.apps import compare, evaluate
-from vidnas.apps.compare import NoSameCostArchitectures, _sample_within
+from vidnas.apps.population import NoSameCostArchitectures, sample_within
 from vidnas.config import load_config
 from vidnas.models.cost import network_cost
 from vidnas.models.space import search_space
@@ -28,7 +28,7 @@ def test_random_architectures_are_drawn_within_the_cost_band(tiny_cfg):
     space = search_space(tiny_cfg)
     gen = torch.Generator().manual_seed(0)
     target = network_cost(sample_derivation(space, tiny_cfg.input, 4, gen).spec).macs
-    archs = _sample_within(space, tiny_cfg, 4, target, 0.1, gen, 5)
+    archs = sample_within(space, tiny_cfg, 4, target, 0.1, gen, 5)
     assert len(archs) == 5
     assert all(abs(network_cost(d.spec).macs - target) <= 0.1 * target for d in archs)
 
@@ -39,7 +39,7 @@ def test_a_cost_uniform_sampling_cannot_reach_is_a_clear_error(tiny_cfg):
     space = search_space(tiny_cfg)
     gen = torch.Generator().manual_seed(0)
     with pytest.raises(NoSameCostArchitectures, match="--tolerance"):
-        _sample_within(space, tiny_cfg, 4, 1000, 0.1, gen, 1, max_tries=50)
+        sample_within(space, tiny_cfg, 4, 1000, 0.1, gen, 1, max_tries=50)
 
 
 # --------------------------------------------------------------------------- end to end
@@ -113,12 +113,11 @@ def test_compare_makes_random_and_weight_sharing_rows_and_tabulates_their_mean_a
     out = tmp_path / "cmp"
     # The comparison reads back a finished search of its seed rather than running one.
     copy_run(finished_search[0], out / "search" / "s0")
-    # Reading it back re-measures its verdict on the threads it finds (its config leaves
-    # them unset): one, like every run here; tiny tensors gain nothing from a second.
+    # One thread, like every run here: tiny tensors gain nothing from a second.
     torch.set_num_threads(1)
     # A band no draw meets is found out by the sampler's budget; 200 draws show it as
     # well as the default 20 000, in a hundredth of the time.
-    monkeypatch.setattr(compare, "_sample_within", functools.partial(_sample_within, max_tries=200))
+    monkeypatch.setattr(compare, "sample_within", functools.partial(sample_within, max_tries=200))
     common = ["compare", "--config", "tiny", "--out", str(out), "--seeds", "0", "--no-progress"]
     common += ["--random", "2", "--ws-samples", "3", f"data.root={data_root}", *FAST]
 

@@ -265,8 +265,10 @@ def test_a_frame_model_stays_at_chance_where_a_clip_model_learns(tmp_path):
     cfg = dict(classes=4, frames=24, size=48)
     xtr, ytr = _load(write_synthetic(tmp_path / "train", SynthConfig(per_class=16, seed=0, **cfg)))
     xte, yte = _load(write_synthetic(tmp_path / "test", SynthConfig(per_class=20, seed=1, **cfg)))
-    frame_net = _train(_Net(1, 4), xtr, ytr, length=1)
-    clip_net = _train(_Net(3, 4), xtr, ytr, length=16)
+    # Width 8: on two training seeds the clip model scored 0.975 at width 8 and
+    # 0.94 / 0.78 at 16, in half the time.
+    frame_net = _train(_Net(1, 4, width=8), xtr, ytr, length=1)
+    clip_net = _train(_Net(3, 4, width=8), xtr, ytr, length=16)
     with torch.no_grad():
         frames = xte.flatten(0, 1)[:, None]  # every frame of every test video, alone
         frame_pred = torch.cat([frame_net(_prep(f)).argmax(1) for f in frames.split(256)])

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import torch
 
+from tests.conftest import run_cli
 from vidnas.models.archs import resolve_arch
 from vidnas.models.network import build_network
 
@@ -67,32 +65,11 @@ def test_channels_last_gives_the_same_output(tiny_space):
 
 
 def test_flops_cli():
-    out = subprocess.run(
-        [sys.executable, "-m", "vidnas", "flops", "paper-k400"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "17.64 GMACs per 3x16x224x224 clip" in out
-    assert "13.15 M parameters" in out
-    small = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vidnas",
-            "flops",
-            "paper-k400",
-            "--input",
-            "3x8x112x112",
-            "--classes",
-            "101",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = run_cli("flops", "paper-k400")
+    assert out.returncode == 0, out.stderr
+    assert "17.64 GMACs per 3x16x224x224 clip" in out.stdout
+    assert "13.15 M parameters" in out.stdout
+    small = run_cli("flops", "paper-k400", "--input", "3x8x112x112", "--classes", "101").stdout
     assert "input 3x8x112x112, 101 classes" in small
-    bad = subprocess.run(
-        [sys.executable, "-m", "vidnas", "flops", "nope.json"], capture_output=True, text=True
-    )
+    bad = run_cli("flops", "nope.json")
     assert bad.returncode == 2 and "neither a built-in architecture" in bad.stderr

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import tiny
+from tests.conftest import run_cli, tiny
 from vidnas.config import ConfigError, SpaceConfig, StageSpace, load_config
 from vidnas.models.ops import op_dilation
 from vidnas.models.space import SearchSpace
@@ -72,22 +70,13 @@ def test_restrict_matches_the_ablation_rules(channels, ops, depth, expected_ops,
 
 
 def test_cli_prints_the_paper_count():
-    out = subprocess.run(
-        [sys.executable, "-m", "vidnas", "space", "--config", "paper"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = run_cli("space", "--config", "paper").stdout
     assert "5836665117072162816" in out
     assert "conv layers (stem + transitions + stack layers): 33" in out
 
 
 def test_cli_names_the_bad_key():
-    res = subprocess.run(
-        [sys.executable, "-m", "vidnas", "space", "space.stages.0.widths=[]"],
-        capture_output=True,
-        text=True,
-    )
+    res = run_cli("space", "space.stages.0.widths=[]")
     assert res.returncode == 2
     assert "space.stages.0.widths: the candidate list is empty" in res.stderr
 

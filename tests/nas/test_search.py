@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import Killed, copy_run, kill_after, kill_mid_epoch, run_cli, tiny
-from vidnas.config import ConfigError, load_config
+from vidnas.config import ConfigError, load_config, with_overrides
 from vidnas.engine.checkpoint import load_checkpoint
 from vidnas.engine.distributed import Dist
 from vidnas.errors import NonFiniteLoss, RunError
@@ -107,7 +107,8 @@ def _final_arch_params(out: Path) -> list[torch.Tensor]:
     return [v for k, v in sorted(state.items()) if k.startswith(("alphas.", "betas."))]
 
 
-RESUME = ("search.epochs=3", "search.warmup_epochs=1", "search.batch_size=2")
+# One warm-up and one searching epoch, checkpointed after every step.
+RESUME = ("search.epochs=2", "search.warmup_epochs=1", "search.batch_size=2")
 RESUME += ("search.checkpoint_every=1",)
 
 
@@ -119,7 +120,7 @@ def _same_ending(out: Path, ref: Path, spec: ArchSpec) -> None:
         assert torch.equal(a, b)
     ref_rows = (ref / "metrics.jsonl").read_text().splitlines()
     rows = (out / "metrics.jsonl").read_text().splitlines()
-    assert len(rows) == len(ref_rows) == 3
+    assert len(rows) == len(ref_rows) == load_config(out / "config.yaml").search.epochs
     for r, q in zip(rows, ref_rows):
         r, q = json.loads(r), json.loads(q)
         r.pop("time_s"), q.pop("time_s")
@@ -129,10 +130,15 @@ def _same_ending(out: Path, ref: Path, spec: ArchSpec) -> None:
 def test_a_sigkilled_search_resumes_from_the_cli_exactly(tmp_path, data_root):
     """A real SIGKILL of a running ``vidnas search`` after a mid-epoch checkpoint, then
     ``vidnas search --resume``: it ends as a run never stopped."""
-    ref = run_search(tiny(data_root, *RESUME), out=tmp_path / "ref", progress=False)
+    # Three epochs: a running process must still be searching when it is caught. One
+    # thread in every process: float sums in another order would not end bit for bit alike.
+    resume = (*RESUME, "search.epochs=3", "runtime.threads=1")
+    ref = run_search(
+        tiny(data_root, *resume, "search.checkpoint_every=50"), out=tmp_path / "ref", progress=False
+    )
     out = tmp_path / "killed"
     args = ["search", "--config", "tiny", "--out", str(out), "--no-progress"]
-    args += [f"data.root={data_root}", *RESUME]
+    args += [f"data.root={data_root}", *resume]
     # Kill inside a searching epoch, after a mid-epoch checkpoint.
     killed_at, returncode, stderr = kill_mid_epoch(args, out / "checkpoints" / "last.pt", "search")
     assert killed_at is not None, stderr[-2000:]
@@ -172,7 +178,10 @@ def test_a_stopped_search_resumes_exactly(tmp_path, data_root, monkeypatch, sett
     """Stopped in-process right after a mid-epoch checkpoint of a searching epoch (what
     a SIGKILL then leaves on disk), resumed: the same ending as a run never stopped."""
     cfg = tiny(data_root, *setting, *RESUME)
-    ref = run_search(cfg, out=tmp_path / "ref", progress=False)
+    # The reference checkpoints at epoch ends only: the cadence does not change a run.
+    ref = run_search(
+        with_overrides(cfg, "search.checkpoint_every=50"), out=tmp_path / "ref", progress=False
+    )
     kill_after(monkeypatch, SearchLoop, epoch=1, step=1)
     with pytest.raises(Killed):
         run_search(cfg, out=tmp_path / "killed", progress=False)
@@ -183,6 +192,9 @@ def test_a_stopped_search_resumes_exactly(tmp_path, data_root, monkeypatch, sett
 
 # --------------------------------------------------------------------------- settings in a run
 
+# Weight and architecture steps from the first step: what these settings change.
+ONE_SEARCHING_EPOCH = ("search.epochs=1", "search.warmup_epochs=0", "search.batch_size=2")
+
 
 def _arch_and_weights(out: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(out / "checkpoints" / "last.pt", "search")["model"]
@@ -192,7 +204,7 @@ def test_activation_checkpointing_changes_nothing_but_memory(tmp_path, data_root
     """The same search with ``runtime.activation_checkpointing`` ends with the same
     weights, alpha and beta to float rounding (recomputed activations, BatchNorm's
     statistics frozen in the recomputation)."""
-    over = ("search.epochs=2", "search.warmup_epochs=1", "search.batch_size=2")
+    over = ONE_SEARCHING_EPOCH
     plain = run_search(tiny(data_root, *over), out=tmp_path / "plain", progress=False)
     cfg = tiny(data_root, *over, "runtime.activation_checkpointing=true")
     saved = run_search(cfg, out=tmp_path / "checkpointed", progress=False)
@@ -206,7 +218,7 @@ def test_budget_mode_derives_within_the_budget_in_a_run(tmp_path, data_root):
     cfg = tiny()
     sn = Supernet(search_space(cfg), cfg.input, 4)
     budget = 0.8 * sn.expected_macs().item() / 1e9  # inside the tiny space's range
-    over = ("search.epochs=2", "search.warmup_epochs=1", "search.batch_size=2")
+    over = ONE_SEARCHING_EPOCH
     res = run_search(
         tiny(data_root, *over, f"search.budget_gmacs={budget}"), out=tmp_path, progress=False
     )
@@ -224,7 +236,7 @@ def test_the_shuffled_label_null_trains_on_permuted_labels(tmp_path, data_root):
     same multiset), and the search runs on those."""
     from vidnas.loops.search_data import SearchData
 
-    over = ("search.epochs=2", "search.warmup_epochs=1", "search.batch_size=2")
+    over = ONE_SEARCHING_EPOCH
     cfg = tiny(data_root, *over, "search.shuffle_labels=true")
     res = run_search(cfg, out=tmp_path / "null", progress=False)
     assert res.verdict.outcome in ("undecided", "not settled", "not confirmed")

@@ -40,14 +40,11 @@ from typing import Any
 
 import torch
 
-from vidnas.apps.compare import _sample_within, _ws_score
 from vidnas.apps.evaluate import run_test
+from vidnas.apps.population import sample_within, split_loaders, supernet_scores
 from vidnas.config import Config, config_from_dict, dump_config, to_dict, with_overrides
-from vidnas.data import ClipDataset, load_index, make_loader, search_split
 from vidnas.engine.checkpoint import atomic_write_text
-from vidnas.engine.distributed import Dist
 from vidnas.engine.rundir import RunDir
-from vidnas.engine.runtime import Runtime
 from vidnas.errors import ConfigError
 from vidnas.loops.search import run_search
 from vidnas.loops.train import run_train
@@ -56,7 +53,6 @@ from vidnas.models.space import SearchSpace, search_space
 from vidnas.models.spec import ArchSpec
 from vidnas.nas.derive import Derivation
 from vidnas.nas.proxies import kendall_tau, training_free_scores
-from vidnas.nas.supernet import load_supernet
 from vidnas.report.plots import plot_accuracy_vs_gmacs
 
 log = logging.getLogger("vidnas.bench")
@@ -180,9 +176,7 @@ def population(cfg: Config, settings: BenchSettings, classes: int) -> list[ArchS
     space = search_space(cfg)
     gen = torch.Generator().manual_seed(20_201)
     target = settings.target_gmacs * 1e9
-    drawn = _sample_within(
-        space, cfg, classes, target, settings.tolerance, gen, settings.population
-    )
+    drawn = sample_within(space, cfg, classes, target, settings.tolerance, gen, settings.population)
     return [with_path(d).replace(name=f"member-{i}") for i, d in enumerate(drawn)]
 
 
@@ -224,7 +218,7 @@ def run_bench(
     log.info("bench: %d retraining jobs to run (%d done before)", len(jobs), len(ledger.rows))
     for row in _pool(settings.workers, _train_job, jobs):
         ledger.add(row)
-    ranking = _ranking(cfg, first, members, list(ledger.rows.values()))
+    ranking = _ranking(first, members, list(ledger.rows.values()))
     summary = _summarise(list(ledger.rows.values()), searches, ranking, settings)
     atomic_write_text(out / "bench.json", json.dumps(summary, indent=2))
     table = _table(cfg, settings, summary)
@@ -292,75 +286,38 @@ def _random_ws(cfg: Config, search_run: Path, settings: BenchSettings, classes: 
     cache = search_run / "random_ws.json"
     if cache.exists():
         return ArchSpec.from_dict(json.loads(cache.read_text()))
-    supernet, scfg, _ = load_supernet(search_run)
-    rt = Runtime.open(scfg.runtime, Dist())
-    supernet = supernet.to(rt.device)
+    scfg = RunDir(search_run).load_config()
     gen = torch.Generator().manual_seed(1000 + scfg.seed)
-    space = search_space(scfg)
-    cands = _sample_within(
-        space,
-        scfg,
-        classes,
-        settings.target_gmacs * 1e9,
-        settings.tolerance,
-        gen,
-        settings.ws_samples,
+    target = settings.target_gmacs * 1e9
+    cands = sample_within(
+        search_space(scfg), scfg, classes, target, settings.tolerance, gen, settings.ws_samples
     )
-    loaders = _split_loaders(scfg, search_run, ("train", "validate"))
-    scores = [
-        _ws_score(supernet, d, scfg, {"bn": loaders[0], "val": loaders[1]}, rt) for d in cands
-    ]
+    scores = supernet_scores(search_run, cands)
     best = with_path(cands[max(range(len(cands)), key=lambda k: scores[k])])
     atomic_write_text(cache, json.dumps(best.to_dict()))
     return best
 
 
-def _split_loaders(cfg: Config, search_run: Path, parts: Sequence[str]) -> list[Any]:
-    """Evaluation loaders of a search's splits (``train`` shuffled, for BatchNorm)."""
-    index = load_index(cfg, "train")
-    split = dict(
-        zip(
-            ("train", "validate", "inference"),
-            search_split(index, cfg, RunDir(search_run).split_path),
-        )
-    )
-    return [
-        make_loader(
-            ClipDataset(split[p], cfg, "eval"),
-            cfg.search.batch_size,
-            shuffle=p == "train",
-            seed=cfg.seed,
-            epoch=0,
-            num_workers=cfg.data.num_workers,
-            drop_last=p == "train",
-        )
-        for p in parts
-    ]
-
-
-def _ranking(
-    cfg: Config, first: Path, members: list[ArchSpec], rows: list[dict[str, Any]]
-) -> dict[str, Any]:
+def _ranking(first: Path, members: list[ArchSpec], rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Kendall's tau of each estimate of the population members against their
-    stand-alone accuracy (mean over training seeds, from scratch)."""
+    stand-alone accuracy (mean over training seeds, from scratch): the first search's
+    supernet on its inference split, and the training-free scores."""
     acc = {
         m.name: statistics.mean(
             r["top1"] for r in rows if r["arch_name"] == m.name and not r["init"]
         )
         for m in members
     }
-    supernet, scfg, _ = load_supernet(first)
-    rt = Runtime.open(scfg.runtime, Dist())
-    supernet = supernet.to(rt.device)
-    bn, inference = _split_loaders(scfg, first, ("train", "inference"))
-    batch = next(iter(inference))["clip"]
-    estimates: dict[str, list[float]] = {"supernet": [], "params": [], "macs": [], "naswot": []}
+    placed = [
+        Derivation(m, tuple(xs["path"]), tuple(tuple(x) for x in xs["layers"]), 1.0)
+        for m, xs in ((m, m.meta["x-search"]) for m in members)
+    ]
+    estimates: dict[str, list[float]] = {"supernet": supernet_scores(first, placed, "inference")}
+    (inference,) = split_loaders(RunDir(first).load_config(), first, ("inference",))
+    clips = next(iter(inference))["clip"]
     for m in members:
-        xs = m.meta["x-search"]
-        d = Derivation(m, tuple(xs["path"]), tuple(tuple(x) for x in xs["layers"]), 1.0)
-        estimates["supernet"].append(_ws_score(supernet, d, scfg, {"bn": bn, "val": inference}, rt))
-        for k, v in training_free_scores(m, batch).items():
-            estimates[k].append(v)
+        for k, v in training_free_scores(m, clips).items():
+            estimates.setdefault(k, []).append(v)
     truth = [acc[m.name] for m in members]
     return {
         "members": [m.name for m in members],

@@ -28,29 +28,24 @@ import logging
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vidnas.apps.evaluate import run_test
+from vidnas.apps.population import NoSameCostArchitectures, sample_within, supernet_scores
 from vidnas.config import Config, dump_config, with_overrides
-from vidnas.data import ClipDataset, load_index, make_loader, search_split
 from vidnas.engine.checkpoint import atomic_write_text
-from vidnas.engine.distributed import Dist
 from vidnas.engine.rundir import RunDir
-from vidnas.engine.runtime import Runtime
-from vidnas.engine.steps import evaluate_single_view, recalibrate_bn
 from vidnas.loops.search import SearchResult, run_search
 from vidnas.loops.train import run_train
 from vidnas.models.archs import baseline_spec, hand_designed_spec
 from vidnas.models.cost import network_cost
-from vidnas.models.network import build_network
 from vidnas.models.space import SearchSpace, search_space
 from vidnas.models.spec import ArchSpec
-from vidnas.nas.derive import Derivation, sample_derivation
-from vidnas.nas.supernet import Supernet, inherit_weights, load_supernet
+from vidnas.nas.derive import Derivation
 from vidnas.report.plots import plot_accuracy_vs_gmacs
 
 log = logging.getLogger("vidnas.compare")
@@ -138,58 +133,6 @@ class Comparison:
         )
 
 
-class NoSameCostArchitectures(RuntimeError):
-    """Uniform sampling does not reach the searched cost: a searched network at the
-    edge of the space (e.g. every layer skipped) has almost no uniform neighbours."""
-
-
-def _sample_within(
-    space: SearchSpace,
-    cfg: Config,
-    classes: int,
-    target: int,
-    tolerance: float,
-    gen: torch.Generator,
-    count: int,
-    max_tries: int = 20_000,
-) -> list[Derivation]:
-    out, tries = [], 0
-    while len(out) < count:
-        tries += 1
-        if tries > max_tries:
-            raise NoSameCostArchitectures(
-                f"only {len(out)} of {max_tries} uniform samples fell within {tolerance:.0%} of "
-                f"the searched {target / 1e9:.4f} GMACs; widen --tolerance to compare against "
-                "random architectures"
-            )
-        d = sample_derivation(space, cfg.input, classes, gen)
-        if abs(network_cost(d.spec).macs - target) <= tolerance * target:
-            out.append(d)
-    log.info(
-        "%d architectures within %.0f%% of %.4f GMACs from %d uniform samples",
-        count,
-        100 * tolerance,
-        target / 1e9,
-        tries,
-    )
-    return out
-
-
-@torch.no_grad()
-def _ws_score(
-    supernet: Supernet,
-    d: Derivation,
-    cfg: Config,
-    loaders: dict[str, Any],
-    rt: Runtime,
-) -> float:
-    net = build_network(d.spec)
-    inherit_weights(net, supernet, d.path, d.layers)
-    net = rt.module(net)
-    recalibrate_bn(net, loaders["bn"], rt, cfg.train.bn_recalibration_batches)
-    return evaluate_single_view(net, loaders["val"], rt)["acc"]
-
-
 def run_compare(
     cfg: Config,
     out: str | Path = "runs/compare",
@@ -201,103 +144,93 @@ def run_compare(
     progress: bool = True,
 ) -> CompareResult:
     cmp = Comparison(cfg, Path(out), progress)
-    searches = {}
-    search_seconds = {}
-    for seed in seeds:
-        res = cmp.search(with_overrides(cfg, f"seed={seed}"), f"s{seed}")
-        searches[seed] = res
-        search_seconds[seed] = res.summary["search_seconds"]
+    searches = {s: cmp.search(with_overrides(cfg, f"seed={s}"), f"s{s}") for s in seeds}
+    search_seconds = {s: r.summary["search_seconds"] for s, r in searches.items()}
     macs = sorted(network_cost(r.derivation.spec).macs for r in searches.values())
     target = macs[len(macs) // 2]  # the median searched architecture's cost
     classes = searches[seeds[0]].summary["classes"]
-    space = search_space(cfg)
     full_space = SearchSpace.from_config(cfg.space)
-    rt = Runtime.open(cfg.runtime, Dist())  # the comparison runs in one process
-
     for seed in seeds:
         spec = searches[seed].derivation.spec
         cmp.train_and_test("searched", spec, seed, f"s{seed}")
         if init_row:
-            cmp.train_and_test(
-                "searched+init", spec, seed, f"s{seed}", init_from=searches[seed].run_dir
-            )
+            run = searches[seed].run_dir
+            cmp.train_and_test("searched+init", spec, seed, f"s{seed}", init_from=run)
         base = baseline_spec(full_space, cfg.input, classes)
         cmp.train_and_test("r2plus1d", base, seed, f"s{seed}")
         hand = hand_designed_spec(full_space, cfg.input, classes, target)
         cmp.train_and_test("hand", hand, seed, f"s{seed}")
-
-    notes: list[str] = []
-
-    def same_cost(count: int, gen_seed: int, rows: str) -> list[Any] | None:
-        """Uniform samples in the searched cost band; None (and a note in the table)
-        where the band is out of reach, so every other row is kept."""
-        gen = torch.Generator().manual_seed(gen_seed)
-        try:
-            return _sample_within(space, cfg, classes, target, tolerance, gen, count)
-        except NoSameCostArchitectures as err:
-            log.warning("no %s rows: %s", rows, err)
-            notes.append(f"No {rows} rows: {err}.")
-            return None
-
-    sampled = same_cost(n_random, 12345, "random")
+    band = _CostBand(search_space(cfg), cfg, classes, target, tolerance)
+    sampled = band.sample(n_random, 12345, "random")
     for i, d in enumerate(sampled or ()):
         for seed in seeds:
             cmp.train_and_test("random", d.spec.replace(name=f"random-{i}"), seed, f"a{i}-s{seed}")
-
     # The weight-sharing candidates come from the same band: if it was out of reach for
     # the random rows, it is for these too.
     for seed in seeds if ws_samples > 0 and sampled is not None else ():
-        key = f"random-ws/s{seed}"
-        if key in cmp.results:
-            continue
-        started = time.perf_counter()
-        cands = same_cost(ws_samples, 1000 + seed, f"random-ws (seed {seed})")
-        if not cands:
-            continue
-        supernet, scfg, _ = load_supernet(searches[seed].run_dir)
-        supernet = supernet.to(rt.device)
-        index = load_index(scfg, "train")
-        train_i, val_i, _ = search_split(index, scfg, RunDir(searches[seed].run_dir).split_path)
-        # BN recalibration draws shuffled train batches; scoring reads the validate split.
-        loaders = {
-            name: make_loader(
-                ClipDataset(part, scfg, "eval"),
-                scfg.search.batch_size,
-                shuffle=shuffle,
-                seed=seed,
-                epoch=0,
-                num_workers=scfg.data.num_workers,
-                drop_last=shuffle,
-            )
-            for name, part, shuffle in (("bn", train_i, True), ("val", val_i, False))
-        }
-        scores = [_ws_score(supernet, d, scfg, loaders, rt) for d in cands]
-        best = max(range(len(cands)), key=lambda k: scores[k])
-        ws_seconds = time.perf_counter() - started
-        log.info(
-            "random search with weight sharing (seed %d): best of %d scores %.3f",
-            seed,
-            len(cands),
-            scores[best],
-        )
-        cmp.train_and_test(
-            "random-ws",
-            cands[best].spec.replace(name=f"random-ws-{seed}"),
-            seed,
-            f"s{seed}",
-            extra={
-                "ws_score": scores[best],
-                "ws_candidates": len(cands),
-                "ws_seconds": round(ws_seconds, 1),
-            },
-        )
-
+        if f"random-ws/s{seed}" not in cmp.results:
+            _random_ws_row(cmp, band, searches[seed].run_dir, seed, ws_samples)
     rows = list(cmp.results.values())
     table = _compare_table(rows, search_seconds, cfg, tolerance)
-    table += "".join(f"\n{n}\n" for n in notes)
+    table += "".join(f"\n{n}\n" for n in band.notes)
     atomic_write_text(cmp.out / "table.md", table)
     plot_accuracy_vs_gmacs(rows, _titles(tolerance), cmp.out / "accuracy_vs_gmacs.png")
     return CompareResult(cmp.out, table, rows)
+
+
+@dataclass
+class _CostBand:
+    """Uniform samples within ``tolerance`` of ``target`` MACs; where the band is out of
+    reach a note for the table instead, so every other row is kept."""
+
+    space: SearchSpace
+    cfg: Config
+    classes: int
+    target: float
+    tolerance: float
+    notes: list[str] = field(default_factory=list)
+
+    def sample(self, count: int, gen_seed: int, rows: str) -> list[Derivation] | None:
+        gen = torch.Generator().manual_seed(gen_seed)
+        try:
+            return sample_within(
+                self.space, self.cfg, self.classes, self.target, self.tolerance, gen, count
+            )
+        except NoSameCostArchitectures as err:
+            log.warning("no %s rows: %s", rows, err)
+            self.notes.append(f"No {rows} rows: {err}.")
+            return None
+
+
+def _random_ws_row(
+    cmp: Comparison, band: _CostBand, search_run: Path, seed: int, samples: int
+) -> None:
+    """Random search with weight sharing on the search ``seed``'s supernet: the best
+    of ``samples`` candidates in the band by their weight-sharing score, retrained."""
+    started = time.perf_counter()
+    cands = band.sample(samples, 1000 + seed, f"random-ws (seed {seed})")
+    if not cands:
+        return
+    scores = supernet_scores(search_run, cands)
+    best = max(range(len(cands)), key=lambda k: scores[k])
+    ws_seconds = time.perf_counter() - started
+    log.info(
+        "random search with weight sharing (seed %d): best of %d scores %.3f",
+        seed,
+        len(cands),
+        scores[best],
+    )
+    cmp.train_and_test(
+        "random-ws",
+        cands[best].spec.replace(name=f"random-ws-{seed}"),
+        seed,
+        f"s{seed}",
+        extra={
+            "ws_score": scores[best],
+            "ws_candidates": len(cands),
+            "ws_seconds": round(ws_seconds, 1),
+        },
+    )
 
 
 def _mean_std(xs: Sequence[float], digits: int = 2) -> str:

@@ -91,75 +91,26 @@ def run_test(
     cfg = test_config(tm, overrides)
     clips, crops = views or (cfg.test.clips, cfg.test.crops)
     rt = Runtime.open(cfg.runtime)
-    dist = rt.dist
     index = load_index(cfg, "test")
     if list(index.classes) != tm.classes:
         raise DataError(
             f"the test data has classes {index.classes[:5]}... but the checkpoint was trained "
             f"on {tm.classes[:5]}...; point data.root/data.format at the matching dataset"
         )
-    net = rt.module(tm.net).eval()
-    ds = MultiViewDataset(index, cfg, clips, crops)
-    loader = make_loader(
-        ds,
-        1,
-        shuffle=False,
-        seed=cfg.seed,
-        epoch=0,
-        num_workers=cfg.data.num_workers,
-        drop_last=False,
-        dist=dist,
-    )
     bad = BadVideoLog()
-    n_cls = len(tm.classes)
-    scored: list[tuple[int, int, list[int], float]] = []  # (index, label, top-5, p of top-1)
-    view_batch = max(1, cfg.test.batch_size)
-    for batch in tqdm(
-        loader,
-        total=len(loader),
-        disable=not (progress and dist.main),
-        desc="test",
-        dynamic_ncols=True,
-        leave=False,
-    ):
-        bad.update(batch["failed"])
-        for clip, label, idx in zip(batch["clip"], batch["label"], batch["index"]):
-            p = view_probs(net, clip.reshape(-1, *clip.shape[-4:]), rt, view_batch)
-            top = p.topk(min(5, n_cls)).indices.tolist()
-            scored.append((int(idx), int(label), top, float(p[top[0]])))
-    # Each rank tested its share of the list: gather the scores (in list order) and
-    # every rank's unreadable videos, so the figures are those of one process.
-    scored = sorted(v for part in dist.gather(scored) for v in part)
-    for part in dist.gather(bad.state_dict()):
-        bad.update(part.items())
-    confusion = [[0] * n_cls for _ in range(n_cls)]
-    rows, top1, top5 = [], 0, 0
-    for idx, y, top, p_top in scored:
-        top1 += top[0] == y
-        top5 += y in top
-        confusion[y][top[0]] += 1
-        rows.append(
-            (
-                index.records[idx].path,
-                tm.classes[y],
-                tm.classes[top[0]],
-                p_top,
-                ";".join(tm.classes[k] for k in top),
-            )
-        )
-    tested = len(rows)
-    if tested == 0:
-        raise DataError("no test video could be read; see the messages above")
-    per_class = [confusion[c][c] / sum(confusion[c]) for c in range(n_cls) if sum(confusion[c])]
+    scored = _score(tm, index, cfg, clips, crops, rt, bad, progress)
+    rows, confusion, hits = _tally(scored, index, tm.classes)
     cost = network_cost(tm.spec)
+    n_cls = len(tm.classes)
+    per_class = [confusion[c][c] / sum(confusion[c]) for c in range(n_cls) if sum(confusion[c])]
     metrics = {
         "checkpoint": str(ckpt),
         "dataset": f"{cfg.data.format}:{cfg.data.root}"
         + (f" split {cfg.data.ucf_split}" if cfg.data.format in ("ucf101", "synthetic") else ""),
-        "top1": top1 / tested,
-        "top5": top5 / tested,
+        "top1": hits[0] / len(rows),
+        "top5": hits[1] / len(rows),
         "mean_class_acc": sum(per_class) / len(per_class),
-        "videos_tested": tested,
+        "videos_tested": len(rows),
         "videos_skipped": bad.count,
         "views": clips * crops,
         "clips": clips,
@@ -170,10 +121,72 @@ def run_test(
         "input": list(tm.spec.input),
     }
     out_dir = Path(out) if out else _default_out(ckpt)
-    if dist.main:
+    if rt.dist.main:
         _write(out_dir, metrics, rows, confusion, tm.classes)
-    dist.barrier()  # the files exist for every rank once it returns
+    rt.dist.barrier()  # the files exist for every rank once it returns
     return TestResult(metrics, out_dir)
+
+
+Scored = list[tuple[int, int, list[int], float]]  # (index, label, top-5, p of top-1)
+
+
+def _score(
+    tm: TrainedModel,
+    index: Any,
+    cfg: Config,
+    clips: int,
+    crops: int,
+    rt: Runtime,
+    bad: BadVideoLog,
+    progress: bool,
+) -> Scored:
+    """Every test video's top-5 from the mean of its views' softmax, in list order;
+    in a job each rank scores its share and every rank gets all of them (and every
+    rank's unreadable videos in ``bad``), so the figures are those of one process."""
+    net = rt.module(tm.net).eval()
+    loader = make_loader(
+        MultiViewDataset(index, cfg, clips, crops),
+        1,
+        shuffle=False,
+        seed=cfg.seed,
+        epoch=0,
+        num_workers=cfg.data.num_workers,
+        drop_last=False,
+        dist=rt.dist,
+    )
+    n_cls = len(tm.classes)
+    scored: Scored = []
+    quiet = not (progress and rt.dist.main)
+    bar = tqdm(
+        loader, total=len(loader), disable=quiet, desc="test", dynamic_ncols=True, leave=False
+    )
+    for batch in bar:
+        bad.update(batch["failed"])
+        for clip, label, idx in zip(batch["clip"], batch["label"], batch["index"]):
+            p = view_probs(net, clip.reshape(-1, *clip.shape[-4:]), rt, cfg.test.batch_size)
+            top = p.topk(min(5, n_cls)).indices.tolist()
+            scored.append((int(idx), int(label), top, float(p[top[0]])))
+    for part in rt.dist.gather(bad.state_dict()):
+        bad.update(part.items())
+    return sorted(v for part in rt.dist.gather(scored) for v in part)
+
+
+def _tally(
+    scored: Scored, index: Any, classes: list[str]
+) -> tuple[list[tuple], list[list[int]], tuple[int, int]]:
+    """predictions.csv's rows, the confusion matrix and the (top-1, top-5) hits."""
+    n_cls = len(classes)
+    confusion = [[0] * n_cls for _ in range(n_cls)]
+    rows, top1, top5 = [], 0, 0
+    for idx, y, top, p_top in scored:
+        top1 += top[0] == y
+        top5 += y in top
+        confusion[y][top[0]] += 1
+        picks = ";".join(classes[k] for k in top)
+        rows.append((index.records[idx].path, classes[y], classes[top[0]], p_top, picks))
+    if not rows:
+        raise DataError("no test video could be read; see the messages above")
+    return rows, confusion, (top1, top5)
 
 
 def _write(

@@ -244,17 +244,7 @@ def write_demo_report(
     timings: dict[str, float],
 ) -> Path:
     """The demo's ``report.md`` (and its plots, copied from the phases' run directories)."""
-    plots = out / "plots"
-    plots.mkdir(exist_ok=True)
-    for src in (
-        search.plots / "search_curves.png",
-        search.plots / "arch_params.png",
-        search.plots / "arch.png",
-        train.plots / "train_curves.png",
-        out / "test" / "confusion.png",
-    ):
-        if src.exists():
-            shutil.copyfile(src, plots / src.name)
+    _collect_plots(out / "plots", search, train, out / "test")
     c, t, h, w = cfg.input
     s, tr = search_summary, train_summary
     warmup = s.get("schedule", {}).get("warmup_epochs", cfg.search.warmup_epochs)
@@ -311,6 +301,19 @@ def write_demo_report(
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def _collect_plots(plots: Path, search: RunDir, train: RunDir, test: Path) -> None:
+    plots.mkdir(exist_ok=True)
+    for src in (
+        search.plots / "search_curves.png",
+        search.plots / "arch_params.png",
+        search.plots / "arch.png",
+        train.plots / "train_curves.png",
+        test / "confusion.png",
+    ):
+        if src.exists():
+            shutil.copyfile(src, plots / src.name)
 
 
 def _test_table(test: dict[str, Any], classes: int, cfg: Config) -> list[str]:

@@ -21,9 +21,11 @@ SET_COLOURS = {"train": "tab:blue", "val": "tab:green", "inference": "tab:red"}
 SET_NAMES = {"train": "train", "val": "validate", "inference": "inference"}
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Any, path: Path, tight: bool = True) -> Path:
+    """Write and close ``fig``; ``tight=False`` keeps the figure's own margins (a tight
+    bounding box lays the figure out twice, seconds on a small CPU for many panels)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return path
 
@@ -108,7 +110,8 @@ def plot_arch_params(
         ax.set_xlabel("epoch")
     axes[0][0].set_ylabel("P(width)")
     axes[1][0].set_ylabel("mean P(op)")
-    return _save(fig, path)
+    fig.subplots_adjust(left=0.3 / n, right=0.99, bottom=0.1, top=0.93, wspace=0.25, hspace=0.3)
+    return _save(fig, path, tight=False)
 
 
 _OP_COLOURS = {1: "#9ecae1", 2: "#4292c6", 4: "#08519c"}
