@@ -225,10 +225,12 @@ class RunLoop:
 
     def scheduled_lr(self, lr: float, lr_min: float, warmup_epochs: float) -> float:
         """The learning rate at the current step: linear warm-up over ``warmup_epochs``,
-        then cosine from ``lr`` to ``lr_min`` by the last step (:func:`cosine_lr`; the
-        subclass sets ``steps_per_epoch`` and ``total_steps``)."""
+        at most a quarter of the run, then cosine from ``lr`` to ``lr_min`` by the last
+        step (:func:`cosine_lr`; the subclass sets ``steps_per_epoch`` and
+        ``total_steps``). The cap lets the defaults' warm-up serve a run of any
+        length: a 2-epoch test run warms up for half an epoch instead of refusing."""
         step = self.epoch * self.steps_per_epoch + self.step
-        warmup = round(warmup_epochs * self.steps_per_epoch)
+        warmup = min(round(warmup_epochs * self.steps_per_epoch), self.total_steps // 4)
         return cosine_lr(step, self.total_steps, lr, lr_min, warmup)
 
     def add(self, **values: float) -> None:
