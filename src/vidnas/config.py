@@ -87,8 +87,9 @@ class SynthConfig:
     # docs/design.md, "Data"). motion: how small objects move (up to 10 classes; 3-9
     # frames of context). The task suite: echo (every frame's colour comes back 1-4
     # of 5 colours on ``lag`` frames later: ``lag + 1`` frames of context), detail
-    # (small objects, 3 frames of motion: spatial detail) and context (small objects,
-    # 5-6 frames of motion: mid-range context), 4 classes each.
+    # (the direction of fine stripes on moving objects: spatial detail, one frame)
+    # and context (small objects, 5-6 frames of motion: mid-range context), 4
+    # classes each.
     task: Literal["motion", "echo", "detail", "context"] = "motion"
     # motion: the first ``classes`` of the 10 built-in motion classes; others: 4.
     classes: int = 10
@@ -147,8 +148,7 @@ class SearchConfig:
     # w_lr_warmup_epochs of linear warm-up (at most a quarter of the run). In the
     # relaxed supernet every op's gradient is scaled by its probability; Adam's
     # per-weight step undoes that scale, SGD's does not, and with SGD the supernet
-    # stayed at chance
-    # (docs/design.md, "The search recipe").
+    # stayed at chance (docs/design.md, "The search recipe").
     w_optimizer: Literal["sgd", "adamw"] = "adamw"
     w_lr: float = 0.002
     w_lr_min: float = 1e-4

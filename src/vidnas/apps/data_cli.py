@@ -36,8 +36,9 @@ def _synth(dsub: argparse._SubParsersAction) -> None:
         description="Write a synthetic action dataset: classes that differ only in motion "
         "(--task motion: how small objects move, 3-9 frames of context), or one of the "
         "search-quality suite's tasks: echo (which colour each frame's comes back as "
-        "--lag frames later: lag + 1 frames of context), detail (small objects, 3 frames "
-        "of motion: spatial detail), context (small objects, 5-6 frames of motion).",
+        "--lag frames later: lag + 1 frames of context), detail (the direction of fine "
+        "stripes on moving objects: spatial detail), context (small objects, 5-6 frames "
+        "of motion).",
     )
     p.add_argument("out", metavar="OUT", help="folder to create (must be absent or empty)")
     tasks = typing.get_args(typing.get_type_hints(SynthConfig)["task"])

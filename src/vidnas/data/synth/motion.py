@@ -99,8 +99,18 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(base + tex, 0, 255).astype(np.float32)
 
 
-def render_video(name: str, frames: int, size: int, seed: int) -> np.ndarray:
-    """The frames of one video of class ``name``: uint8 [frames, H, W, 3]."""
+def render_video(
+    name: str,
+    frames: int,
+    size: int,
+    seed: int,
+    stripes: float | None = None,
+    radius_range: tuple[float, float] = _RADIUS,
+) -> np.ndarray:
+    """The frames of one video of class ``name``: uint8 [frames, H, W, 3]. With
+    ``stripes`` (an angle in radians), every object is filled with light and dark
+    stripes across that direction, :data:`STRIPE_PERIOD` pixels a pair at the
+    reference width, carried with the object as it moves."""
     rng = np.random.default_rng(seed)
     h, w = frame_size(size)
     k = w / _REF_WIDTH
@@ -108,7 +118,7 @@ def render_video(name: str, frames: int, size: int, seed: int) -> np.ndarray:
     video = np.broadcast_to(_background(rng, h, w), (frames, h, w, 3)).copy()
     f = np.arange(frames)[:, None, None]
     for _ in range(int(rng.integers(_OBJECTS[0], _OBJECTS[1] + 1))):
-        radius = k * rng.uniform(*_RADIUS)
+        radius = k * rng.uniform(*radius_range)
         square = bool(rng.integers(0, 2))
         colour = hsv(rng.random(), rng.uniform(0.6, 1.0), rng.uniform(0.75, 1.0))
         angle = rng.uniform(0, 2 * math.pi)
@@ -134,8 +144,24 @@ def render_video(name: str, frames: int, size: int, seed: int) -> np.ndarray:
         rows = ((cy[:, None] + offs) % h)[:, :, None]
         cols = ((cx[:, None] + offs) % w)[:, None, :]
         patch = video[f, rows, cols]
-        video[f, rows, cols] = patch * (1 - alpha) + colour * alpha
+        fill = colour if stripes is None else colour * _stripes(dy, dx, stripes, k)[..., None]
+        video[f, rows, cols] = patch * (1 - alpha) + fill * alpha
     return to_uint8(video)
+
+
+# Light and dark stripes of equal width, a pair every STRIPE_PERIOD pixels at the
+# reference width: fine enough that averaging over 8 x 8 pixels (two pairs) leaves
+# each object about one flat shade whatever its stripes' direction.
+STRIPE_PERIOD = 4.0
+_STRIPE_SHADES = (1.0, 0.45)
+
+
+def _stripes(dy: np.ndarray, dx: np.ndarray, angle: float, k: float) -> np.ndarray:
+    """Brightness factor of each pixel (offsets ``dy``, ``dx`` from the object's
+    centre) under stripes across direction ``angle``, float32 [F, S, S]."""
+    across = dx * math.cos(angle) + dy * math.sin(angle)
+    light = (np.floor(2 * across / (k * STRIPE_PERIOD)) % 2) == 0
+    return np.where(light, *_STRIPE_SHADES).astype(np.float32)
 
 
 def motion_task(name: str, summary: str, classes: tuple[str, ...] | None) -> SynthTask:
