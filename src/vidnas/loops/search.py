@@ -241,7 +241,9 @@ class SearchLoop(RunLoop):
         verdict = finishing.measure_verdict(
             self.net, d, self.data, self.rt, threshold, self.history
         )
-        spec = finishing.searched_spec(d, verdict, self.run.path, self.classes, self.rt)
+        spec = finishing.searched_spec(
+            d, verdict, self.run.path, self.classes, self.rt, self.schedule.to_dict()
+        )
         d = Derivation(spec, d.path, d.layers, d.path_prob)
         if self.dist.main:
             spec.save(self.run.arch_path)

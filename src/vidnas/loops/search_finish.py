@@ -65,9 +65,15 @@ def measure_verdict(
 
 
 def searched_spec(
-    d: Derivation, verdict: Verdict, run_dir: Path, classes: list[str], rt: Runtime
+    d: Derivation,
+    verdict: Verdict,
+    run_dir: Path,
+    classes: list[str],
+    rt: Runtime,
+    schedule: dict[str, Any],
 ) -> ArchSpec:
-    """The derived spec with the search's record in ``meta.x-search``."""
+    """The derived spec with the search's record in ``meta.x-search``: where it
+    ran, its path, its verdict, and the schedule the budget resolved to."""
     meta = {
         "x-search": {
             "run_dir": str(run_dir),
@@ -76,6 +82,7 @@ def searched_spec(
             "path_prob": d.path_prob,
             "classes": classes,
             "decisiveness": verdict.to_dict(),
+            "schedule": schedule,
             "runtime": rt.describe(),
         }
     }
