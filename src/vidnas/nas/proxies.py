@@ -29,20 +29,24 @@ from vidnas.models.spec import ArchSpec
 def naswot(spec: ArchSpec, clips: torch.Tensor, seed: int = 0) -> float:
     """The NASWOT score of ``spec`` at initialisation (seeded) on ``clips``
     ``[N, 3, T, H, W]``: log|det K| of the clips' ReLU agreement kernel."""
-    torch.manual_seed(seed)
-    # Blocks start live: a block that starts as the identity contributes no codes.
-    net = build_network(spec, dropout=0.0, residual_init=1.0).train()
     codes: list[torch.Tensor] = []
 
     def record(_module: nn.Module, _inputs: object, out: torch.Tensor) -> None:
         codes.append((out.flatten(1) > 0).to(torch.float64))
 
+    # The network's initialisation draws from torch's global generator; a forked
+    # one seeds it without changing what the caller's generator draws next.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        # Blocks start live: a block that starts as the identity contributes no codes.
+        net = build_network(spec, dropout=0.0, residual_init=1.0).train()
     # The units after a ReLU: the stem's and transitions' ReLU modules, and each
     # block's output (its last ReLU, applied functionally inside the block).
     units = [m for m in net.modules() if isinstance(m, (nn.ReLU, DilatedBlock))]
     hooks = [m.register_forward_hook(record) for m in units]
     try:
-        net(clips)
+        with torch.no_grad():
+            net(clips)
     finally:
         for h in hooks:
             h.remove()
