@@ -190,9 +190,10 @@ class SearchConfig:
     # Starting scale of each supernet residual block's last BatchNorm. At 0 (the
     # paper's zero-init) every block starts as the identity, which is also what
     # skip is: the ops cannot differ and alpha gets no gradient until warm-up has
-    # grown those scales, which a short search never does (docs/design.md, "The
-    # search recipe").
-    residual_init: float = 1.0
+    # grown those scales, which a short search never does. null (the default):
+    # follow the space's depth, 1 / sqrt(searched layers) (docs/design.md, "The
+    # search recipe" and "The search schedule").
+    residual_init: float | None = None
     # A layer's op or a stage's width whose probability on the derived path is below
     # this is reported as undecided (docs/design.md, "Search decisiveness").
     decided_threshold: float = 0.6
@@ -440,7 +441,11 @@ def _check_range(cfg: Config) -> None:
     need(s.budget_gmacs is None or s.budget_gmacs > 0, "search.budget_gmacs", "must be > 0")
     need(0 < s.budget_tolerance < 1, "search.budget_tolerance", "must be in (0, 1)")
     need(s.checkpoint_every > 0, "search.checkpoint_every", "must be > 0")
-    need(s.residual_init >= 0, "search.residual_init", "must be >= 0")
+    need(
+        s.residual_init is None or s.residual_init >= 0,
+        "search.residual_init",
+        "must be >= 0, or null",
+    )
     need(0 < s.decided_threshold < 1, "search.decided_threshold", "must be in (0, 1)")
     t = cfg.train
     need(t.epochs > 0, "train.epochs", "must be > 0")

@@ -70,10 +70,12 @@ class SearchLoop(RunLoop):
         self.classes = self.data.classes
         self.steps_per_epoch = self.data.steps_per_epoch()
         self.total_steps = self.steps_per_epoch * s.epochs
-        self.schedule = SearchSchedule.resolve(s, self.steps_per_epoch)
+        layers = sum(st.max_layers for st in self.space.stages)
+        self.schedule = SearchSchedule.resolve(s, self.steps_per_epoch, layers)
         torch.manual_seed(cfg.seed)
         checkpointing = cfg.runtime.activation_checkpointing
-        net = Supernet(self.space, cfg.input, len(self.classes), s.residual_init, checkpointing)
+        residual = self.schedule.residual_init
+        net = Supernet(self.space, cfg.input, len(self.classes), residual, checkpointing)
         self.net: Supernet = self.rt.module(net)
         # The weights under DDP (in a job); a sampled path leaves most ops unused.
         self.ddp = self.data_parallel(
