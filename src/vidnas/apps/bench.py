@@ -31,8 +31,8 @@ import json
 import logging
 import os
 import statistics
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -140,12 +140,20 @@ class Ledger:
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows.values()))
 
 
-def _pool(workers: int, fn: Callable, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``fn`` over ``jobs`` in ``workers`` processes (in this one with a single worker)."""
+def _pool(
+    workers: int, fn: Callable, jobs: list[dict[str, Any]]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``fn`` over ``jobs`` in ``workers`` processes (in this one with a single
+    worker): (job index, result) as each finishes, so that a caller can record it
+    before the slowest job is done."""
     if workers <= 1 or len(jobs) <= 1:
-        return [fn(j) for j in jobs]
+        for i, j in enumerate(jobs):
+            yield i, fn(j)
+        return
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(fn, jobs))
+        futures = {pool.submit(fn, j): i for i, j in enumerate(jobs)}
+        for done in as_completed(futures):
+            yield futures[done], done.result()
 
 
 # ---------------------------------------------------------------------- plan
@@ -216,7 +224,7 @@ def run_bench(
                 }
             )
     log.info("bench: %d retraining jobs to run (%d done before)", len(jobs), len(ledger.rows))
-    for row in _pool(settings.workers, _train_job, jobs):
+    for _, row in _pool(settings.workers, _train_job, jobs):
         ledger.add(row)
     ranking = _ranking(first, members, list(ledger.rows.values()))
     summary = _summarise(list(ledger.rows.values()), searches, ranking, settings)
@@ -244,7 +252,8 @@ def _searches(
         jobs.append({"name": f"null{i}", "config": to_dict(scfg), "threads": threads})
     for j in jobs:
         j["out"] = str(out / "search" / j["name"])
-    return _pool(settings.workers, _search_job, jobs)
+    finished = dict(_pool(settings.workers, _search_job, jobs))
+    return [finished[i] for i in range(len(jobs))]
 
 
 def _rows(
@@ -259,13 +268,9 @@ def _rows(
     full = SearchSpace.from_config(cfg.space)
     space = search_space(cfg)
     target = settings.target_gmacs * 1e9
-    fixed = [("population", m) for m in members]
-    fixed.append(("r2plus1d", locate(baseline_spec(full, cfg.input, classes), space)))
-    hand = hand_designed_spec(full, cfg.input, classes, target)
-    fixed.append(("hand", locate(hand, space)))
+    # The searched networks and the baselines first, so that a bench stopped early
+    # has the rows the population is there to place.
     out = []
-    for group, spec in fixed:
-        out += [(group, spec, None)] + ([(group, spec, first)] if settings.init else [])
     for s in searches:
         if s["name"].startswith("null"):
             continue
@@ -274,6 +279,11 @@ def _rows(
         out += [("searched", spec, None)] + ([("searched", spec, run)] if settings.init else [])
         ws = _random_ws(cfg, run, settings, classes).replace(name=f"random-ws-{s['name']}")
         out += [("random-ws", ws, None)] + ([("random-ws", ws, run)] if settings.init else [])
+    fixed = [("r2plus1d", locate(baseline_spec(full, cfg.input, classes), space))]
+    fixed.append(("hand", locate(hand_designed_spec(full, cfg.input, classes, target), space)))
+    fixed += [("population", m) for m in members]
+    for group, spec in fixed:
+        out += [(group, spec, None)] + ([(group, spec, first)] if settings.init else [])
     return [
         ({"group": g, "arch_name": spec.name, "arch": spec.to_dict()}, spec, init)
         for g, spec, init in out
